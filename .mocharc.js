@@ -1,0 +1,7 @@
+"use strict";
+module.exports = {
+    require: ["test/lib/setup.js"],
+    spec: ["test/**/*_spec.js"],
+    timeout: 30000,
+    exit: true,
+};

@@ -1,0 +1,154 @@
+/**
+ * Finds a Python interpreter and makes sure the worker's packages are there, at run time:
+ * no npm install scripts (the palette manager may block them, Debian refuses a global pip).
+ *
+ * Order: an interpreter named in settings.js (pyWebsocketListenerPython) or in NODE_RED_PYTHON
+ * is used as it is when it already has the packages (air-gapped installs); otherwise a venv is
+ * created from it (or from python3) under the Node-RED user directory, outside node_modules so
+ * package updates keep it, and the pinned requirements are installed there once.
+ */
+"use strict";
+
+const childProcess = require("child_process");
+const crypto = require("crypto");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+
+const PYTHON_DIR = path.resolve(__dirname, "..", "..", "python");
+const REQUIREMENTS = path.join(PYTHON_DIR, "requirements.txt");
+const STAMP_FILE = "node-red-python-websocket.stamp";
+const MIN_VERSION = [3, 9];
+const IS_WINDOWS = process.platform === "win32";
+
+class PythonSetupError extends Error {
+    constructor(code, message) {
+        super(message);
+        this.code = code; // "python-missing" | "install-failed"
+    }
+}
+
+function run(command, args, { timeout = 600000, env } = {}) {
+    return new Promise((resolve) => {
+        let output = "";
+        let child;
+        try {
+            child = childProcess.spawn(command, args, {
+                stdio: ["ignore", "pipe", "pipe"],
+                env: env || process.env,
+                windowsHide: true,
+            });
+        } catch (err) {
+            resolve({ code: -1, output: err.message, error: err });
+            return;
+        }
+        const timer = setTimeout(() => child.kill("SIGKILL"), timeout);
+        const collect = (chunk) => {
+            output += chunk.toString();
+            if (output.length > 65536) output = output.slice(-32768);
+        };
+        child.stdout.on("data", collect);
+        child.stderr.on("data", collect);
+        child.on("error", (err) => {
+            clearTimeout(timer);
+            resolve({ code: -1, output: err.message, error: err });
+        });
+        child.on("close", (code, signal) => {
+            clearTimeout(timer);
+            resolve({ code: code === null ? -1 : code, output, signal });
+        });
+    });
+}
+
+function lastLines(text, count = 3) {
+    return text.trim().split(/\r?\n/).slice(-count).join(" | ");
+}
+
+function venvPython(venvDir) {
+    return IS_WINDOWS ? path.join(venvDir, "Scripts", "python.exe") : path.join(venvDir, "bin", "python");
+}
+
+function requirementsHash() {
+    return crypto.createHash("sha256").update(fs.readFileSync(REQUIREMENTS)).digest("hex").slice(0, 16);
+}
+
+/** Where things are, from settings.js, the environment, then defaults. */
+function resolveOptions(settings = {}, env = process.env) {
+    const userDir = settings.userDir || path.join(os.homedir(), ".node-red");
+    return {
+        python: settings.pyWebsocketListenerPython || env.NODE_RED_PYTHON || null,
+        venvDir: settings.pyWebsocketListenerVenv || env.NODE_RED_PYTHON_VENV ||
+            path.join(userDir, "python-websocket", "venv"),
+    };
+}
+
+const PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3])";
+const HAS_PACKAGES = "import websockets, msgpack; print(websockets.__version__)";
+
+async function probeVersion(python) {
+    const result = await run(python, ["-c", PROBE], { timeout: 30000 });
+    if (result.code !== 0) {
+        const why = result.error && result.error.code === "ENOENT" ? `'${python}' is not installed or not on PATH`
+            : `'${python}' failed: ${lastLines(result.output, 1)}`;
+        throw new PythonSetupError("python-missing", why);
+    }
+    const version = result.output.trim();
+    const [major, minor] = version.split(".").map(Number);
+    if (major < MIN_VERSION[0] || (major === MIN_VERSION[0] && minor < MIN_VERSION[1])) {
+        throw new PythonSetupError("python-missing", `'${python}' is Python ${version}, 3.9 or newer is needed`);
+    }
+    return version;
+}
+
+async function hasPackages(python) {
+    const result = await run(python, ["-c", HAS_PACKAGES], { timeout: 30000 });
+    return result.code === 0;
+}
+
+function stampMatches(venvDir) {
+    try {
+        return fs.readFileSync(path.join(venvDir, STAMP_FILE), "utf8").trim() === requirementsHash();
+    } catch (_) {
+        return false;
+    }
+}
+
+/**
+ * Resolves to {python, created} where python is the interpreter that runs the worker.
+ * onProgress("installing") is called before a slow step. Rejects with PythonSetupError.
+ */
+async function preparePython(settings, { onProgress = () => {}, env = process.env } = {}) {
+    const options = resolveOptions(settings, env);
+    if (options.python) {
+        await probeVersion(options.python);
+        if (await hasPackages(options.python)) {
+            return { python: options.python, created: false };
+        }
+    }
+    const venvDir = options.venvDir;
+    const venvExe = venvPython(venvDir);
+    if (fs.existsSync(venvExe) && stampMatches(venvDir) && await hasPackages(venvExe)) {
+        return { python: venvExe, created: false };
+    }
+    const base = options.python || (IS_WINDOWS ? "python" : "python3");
+    await probeVersion(base);
+    onProgress("installing");
+    if (!fs.existsSync(venvExe)) {
+        fs.mkdirSync(path.dirname(venvDir), { recursive: true });
+        const made = await run(base, ["-m", "venv", venvDir], { timeout: 180000 });
+        if (made.code !== 0) {
+            throw new PythonSetupError("python-missing",
+                `'${base} -m venv' failed (on Debian/Ubuntu: apt install python3-venv): ${lastLines(made.output, 2)}`);
+        }
+    }
+    const installed = await run(venvExe, ["-m", "pip", "install", "--disable-pip-version-check",
+        "--no-input", "-q", "-r", REQUIREMENTS], { timeout: 600000 });
+    if (installed.code !== 0) {
+        throw new PythonSetupError("install-failed",
+            `pip could not install ${path.basename(REQUIREMENTS)} into ${venvDir}: ${lastLines(installed.output)}`);
+    }
+    fs.writeFileSync(path.join(venvDir, STAMP_FILE), requirementsHash() + "\n");
+    return { python: venvExe, created: true };
+}
+
+module.exports = { preparePython, resolveOptions, venvPython, PythonSetupError, PYTHON_DIR, run };

@@ -1,0 +1,183 @@
+/**
+ * Connect-to mode through real sockets: a real `ws` server on 127.0.0.1 as the remote, the
+ * connection made by the real Python worker.
+ */
+"use strict";
+
+const should = require("should");
+const helper = require("node-red-node-test-helper");
+const websocketNodes = require("../nodes/websocket.js");
+const {
+    waitFor, startServer, stopServer, recordStatuses, recordMessages, delay, ms,
+} = require("./lib/harness");
+
+helper.init(require.resolve("node-red"));
+
+function clientFlow(url, options = {}) {
+    return [
+        Object.assign({ id: "client", type: "py-websocket-client", path: url, tls: "",
+            wholemsg: options.wholemsg ? "true" : "false", subprotocol: "", hb: "0", headers: [] },
+        options.config || {}),
+        { id: "in", type: "py-websocket in", server: "", client: "client", wires: [["seen"]] },
+        { id: "seen", type: "helper" },
+        { id: "out", type: "py-websocket out", server: "", client: "client" },
+    ];
+}
+
+describe("py-websocket client (connect to)", function () {
+    let remote;
+    before(() => helper.startServer());
+    after(() => helper.stopServer());
+    beforeEach(async () => {
+        remote = await startServer();
+    });
+    afterEach(async () => {
+        await helper.unload();
+        await stopServer(remote);
+    });
+
+    it("connects, sends msg.payload to the server and gives the server's frames to in", async function () {
+        await helper.load(websocketNodes, clientFlow(remote.url));
+        const seen = recordMessages(helper.getNode("seen"));
+        const client = helper.getNode("client");
+        client.isServer.should.be.false();
+        await waitFor("the connection", () => remote.connections.length === 1 && client.clientOpen);
+        helper.getNode("out").receive({ payload: "to server" });
+        helper.getNode("out").receive({ payload: Buffer.from([9, 8]) });
+        await waitFor("two frames at the server", () => remote.received.length === 2);
+        remote.received[0].should.equal("to server");
+        remote.received[1].should.eql(Buffer.from([9, 8]));
+        remote.connections[0].send("from server");
+        remote.connections[0].send(Buffer.from([1, 2, 3]));
+        await waitFor("two messages out of in", () => seen.length === 2);
+        seen[0].payload.should.equal("from server");
+        seen[1].payload.should.eql(Buffer.from([1, 2, 3]));
+        seen[0]._session.type.should.equal("websocket");
+        seen[0]._session.id.should.equal(seen[1]._session.id);
+    });
+
+    it("does not send a message that carries a client-mode _session back (no in -> out loop)", async function () {
+        const flow = clientFlow(remote.url);
+        flow[1].wires = [["seen", "out"]];
+        await helper.load(websocketNodes, flow);
+        const seen = recordMessages(helper.getNode("seen"));
+        await waitFor("the connection", () => helper.getNode("client").clientOpen);
+        remote.connections[0].send("ping-pong?");
+        await waitFor("the message in the flow", () => seen.length === 1);
+        await delay(300);
+        remote.received.should.eql([]);
+    });
+
+    it("offers the configured subprotocols and sends the configured upgrade headers", async function () {
+        process.env.PYWS_TEST_TOKEN = "Bearer from-env";
+        await helper.load(websocketNodes, clientFlow(remote.url, { config: {
+            subprotocol: "chat, superchat",
+            headers: [
+                { keyType: "Authorization", keyValue: "", valueType: "env", valueValue: "PYWS_TEST_TOKEN" },
+                { keyType: "other", keyValue: "X-Custom", valueType: "other", valueValue: "custom value" },
+                { keyType: "User-Agent", keyValue: "", valueType: "Mozilla/5.0", valueValue: "" },
+            ],
+        } }));
+        helper.getNode("client").subprotocol.should.eql(["chat", "superchat"]);
+        await waitFor("the connection", () => remote.connections.length === 1);
+        const headers = remote.connections[0].request.headers;
+        headers["sec-websocket-protocol"].should.equal("chat, superchat");
+        headers.authorization.should.equal("Bearer from-env");
+        headers["x-custom"].should.equal("custom value");
+        headers["user-agent"].should.equal("Mozilla/5.0");
+        remote.connections[0].protocol.should.equal("chat");
+    });
+
+    it("in entire-message mode sends the msg as JSON and parses the server's JSON", async function () {
+        await helper.load(websocketNodes, clientFlow(remote.url, { wholemsg: true }));
+        const seen = recordMessages(helper.getNode("seen"));
+        await waitFor("the connection", () => helper.getNode("client").clientOpen);
+        helper.getNode("out").receive({ topic: "t", payload: 1 });
+        await waitFor("the frame", () => remote.received.length === 1);
+        JSON.parse(remote.received[0]).should.eql({ topic: "t", payload: 1 });
+        remote.connections[0].send(JSON.stringify({ topic: "back", payload: [1] }));
+        await waitFor("the msg", () => seen.length === 1);
+        seen[0].should.have.properties({ topic: "back", payload: [1] });
+    });
+
+    it("shows connected, then error and disconnected, and reconnects after 3 s", async function () {
+        await helper.load(websocketNodes, clientFlow(remote.url));
+        const statuses = recordStatuses(helper.getNode("in"));
+        await waitFor("connected", () => statuses.some((s) => s.event === "connect"));
+        statuses.find((s) => s.event === "connect").should.have.properties({
+            fill: "green", shape: "dot", text: "websocket.status.connected" });
+        const closedAt = Date.now();
+        remote.connections[0].close(1000);
+        await waitFor("disconnected", () => statuses.some((s) => s.event === "disconnect"));
+        statuses.find((s) => s.event === "disconnect").should.have.properties({
+            fill: "red", shape: "ring", text: "node-red:common.status.disconnected" });
+        await waitFor("the reconnection", () => remote.connections.length === 2, ms(8000));
+        (Date.now() - closedAt).should.be.aboveOrEqual(2500);
+        await waitFor("connected again", () => statuses.filter((s) => s.event === "connect").length === 2);
+    });
+
+    it("reports an error when the server is not there and keeps retrying", async function () {
+        const url = remote.url;
+        await stopServer(remote);
+        await helper.load(websocketNodes, clientFlow(url));
+        const statuses = recordStatuses(helper.getNode("in"));
+        await waitFor("error status", () => statuses.some((s) => s.event === "error"));
+        statuses.find((s) => s.event === "error").should.have.properties({
+            fill: "red", shape: "ring", text: "node-red:common.status.error" });
+        await waitFor("the warning", () => helper.log().args.some((args) =>
+            args[0].level === helper.log().WARN && String(args[0].msg).startsWith("websocket.errors.connect-error")));
+        const port = Number(new URL(url).port);
+        remote = await startServer({ port });
+        await waitFor("the retry to connect", () => remote.connections.length === 1, ms(8000));
+    });
+
+    it("connects only while an in or out node uses the config", async function () {
+        await helper.load(websocketNodes, [
+            { id: "client", type: "py-websocket-client", path: remote.url, tls: "", wholemsg: "false",
+                subprotocol: "", hb: "0", headers: [] },
+        ]);
+        await delay(500);
+        remote.connections.length.should.equal(0);
+    });
+
+    it("drops a connection whose server stops answering heartbeat pings, then reconnects", async function () {
+        this.timeout(20000);
+        await stopServer(remote);
+        remote = await startServer({ autoPong: false });
+        await helper.load(websocketNodes, clientFlow(remote.url, { config: { hb: "1" } }));
+        const statuses = recordStatuses(helper.getNode("in"));
+        await waitFor("connected", () => statuses.some((s) => s.event === "connect"));
+        await waitFor("the heartbeat error", () => statuses.some((s) => s.event === "error"), ms(5000));
+        await waitFor("the reconnection", () => remote.connections.length === 2, ms(8000));
+    });
+
+    it("keeps a connection whose server answers heartbeat pings", async function () {
+        await helper.load(websocketNodes, clientFlow(remote.url, { config: { hb: "1" } }));
+        const statuses = recordStatuses(helper.getNode("in"));
+        await waitFor("connected", () => statuses.some((s) => s.event === "connect"));
+        await delay(ms(3500));
+        statuses.filter((s) => s.event !== "connect").should.eql([]);
+        remote.connections.length.should.equal(1);
+    });
+
+    it("closes the connection when the flow stops", async function () {
+        await helper.load(websocketNodes, clientFlow(remote.url));
+        await waitFor("the connection", () => remote.connections.length === 1);
+        const closed = new Promise((resolve) => remote.connections[0].once("close", (code) => resolve(code)));
+        await helper.unload();
+        (await closed).should.equal(1000);
+        await delay(ms(3500));
+        remote.connections.length.should.equal(1);
+    });
+
+    it("warns when out has to send while not connected", async function () {
+        const url = remote.url;
+        await stopServer(remote);
+        await helper.load(websocketNodes, clientFlow(url));
+        helper.getNode("out").receive({ payload: "lost" });
+        await waitFor("the warning", () => helper.log().args.some((args) =>
+            args[0].level === helper.log().WARN && String(args[0].msg).includes("websocket.errors.not-connected")));
+        remote = await startServer();
+        should.exist(remote);
+    });
+});

@@ -1,0 +1,100 @@
+/**
+ * Small helpers for the node tests: real `ws` clients and servers on 127.0.0.1, and waiting for
+ * things the user can see (messages, statuses, frames) with a deadline.
+ */
+"use strict";
+
+const WebSocket = require("ws");
+
+const TIME_FACTOR = Number(process.env.TEST_TIME_FACTOR || 1);
+
+function ms(value) {
+    return value * TIME_FACTOR;
+}
+
+function delay(milliseconds) {
+    return new Promise((resolve) => setTimeout(resolve, milliseconds));
+}
+
+/** Resolves when check() returns a truthy value, rejects with `what` after the deadline. */
+async function waitFor(what, check, timeout = ms(5000)) {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+        const value = await check();
+        if (value) return value;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await delay(10);
+    }
+}
+
+/** A real WebSocket client that records what it receives. */
+function connectClient(url, { protocols, headers } = {}) {
+    return new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, protocols, { headers });
+        ws.received = [];
+        ws.on("message", (data, isBinary) => ws.received.push(isBinary ? data : data.toString()));
+        ws.once("open", () => resolve(ws));
+        ws.once("error", reject);
+        ws.once("unexpected-response", (req, res) => {
+            const err = new Error(`unexpected response ${res.statusCode}`);
+            err.statusCode = res.statusCode;
+            reject(err);
+        });
+    });
+}
+
+function closeClient(ws) {
+    return new Promise((resolve) => {
+        if (ws.readyState === WebSocket.CLOSED) return resolve();
+        ws.once("close", () => resolve());
+        ws.close();
+    });
+}
+
+/** A real `ws` server on an ephemeral port, recording connections and messages. */
+function startServer(options = {}) {
+    return new Promise((resolve) => {
+        const server = new WebSocket.Server(Object.assign({ host: "127.0.0.1", port: 0 }, options));
+        server.connections = [];
+        server.received = [];
+        server.on("connection", (ws, req) => {
+            ws.request = req;
+            server.connections.push(ws);
+            ws.on("message", (data, isBinary) => server.received.push(isBinary ? data : data.toString()));
+        });
+        server.on("listening", () => {
+            server.url = `ws://127.0.0.1:${server.address().port}`;
+            resolve(server);
+        });
+    });
+}
+
+function stopServer(server) {
+    return new Promise((resolve) => {
+        for (const ws of server.clients) ws.terminate();
+        server.close(() => resolve());
+    });
+}
+
+/** Records every status a node reports (the test helper emits call:status). */
+function recordStatuses(node) {
+    const statuses = [];
+    node.on("call:status", (call) => statuses.push(call.args[0]));
+    return statuses;
+}
+
+/** Records every message a helper node receives. */
+function recordMessages(node) {
+    const messages = [];
+    node.on("input", (msg) => messages.push(msg));
+    return messages;
+}
+
+function wsUrl(helper, path) {
+    return helper.url().replace(/^http/, "ws") + path;
+}
+
+module.exports = {
+    ms, delay, waitFor, connectClient, closeClient, startServer, stopServer,
+    recordStatuses, recordMessages, wsUrl,
+};
