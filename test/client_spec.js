@@ -181,3 +181,72 @@ describe("py-websocket client (connect to)", function () {
         should.exist(remote);
     });
 });
+
+describe("py-websocket client over wss:// with a tls-config node", function () {
+    const https = require("https");
+    const fs = require("fs");
+    const os = require("os");
+    const path = require("path");
+    const childProcess = require("child_process");
+    const WebSocket = require("ws");
+    const tlsNode = require(require.resolve("@node-red/nodes/core/network/05-tls.js",
+        { paths: [path.dirname(require.resolve("node-red/package.json"))] }));
+    let dir;
+    let server;
+    let wss;
+    let url;
+    const received = [];
+
+    before(async function () {
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-tls-"));
+        childProcess.execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem")], { stdio: "ignore" });
+        server = https.createServer({ key: fs.readFileSync(path.join(dir, "key.pem")),
+            cert: fs.readFileSync(path.join(dir, "cert.pem")) });
+        wss = new WebSocket.Server({ server });
+        wss.on("connection", (ws) => {
+            ws.on("message", (data) => received.push(data.toString()));
+            ws.send("secure hello");
+        });
+        await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+        url = `wss://localhost:${server.address().port}/secure`;
+        await helper.startServer();
+    });
+    after(async function () {
+        await helper.stopServer();
+        wss.close();
+        server.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
+    afterEach(() => helper.unload());
+
+    function tlsFlow(tlsConfig) {
+        const flow = clientFlow(url, { config: { tls: "tls" } });
+        flow.push(Object.assign({ id: "tls", type: "tls-config", cert: "", key: "", ca: "",
+            verifyservercert: true, servername: "" }, tlsConfig));
+        return flow;
+    }
+
+    it("connects with the CA of the tls-config node and verifies the server", async function () {
+        await helper.load([tlsNode, websocketNodes], tlsFlow({ ca: path.join(dir, "cert.pem") }));
+        const seen = recordMessages(helper.getNode("seen"));
+        await waitFor("the server's greeting", () => seen.length === 1);
+        seen[0].payload.should.equal("secure hello");
+        helper.getNode("out").receive({ payload: "over tls" });
+        await waitFor("the frame at the server", () => received.includes("over tls"));
+    });
+
+    it("refuses a server it cannot verify", async function () {
+        await helper.load([tlsNode, websocketNodes], tlsFlow({}));
+        const statuses = recordStatuses(helper.getNode("in"));
+        await waitFor("the error status", () => statuses.some((s) => s.event === "error"));
+        statuses.some((s) => s.event === "connect").should.be.false();
+    });
+
+    it("connects without verification when verify server certificate is off", async function () {
+        await helper.load([tlsNode, websocketNodes], tlsFlow({ verifyservercert: false }));
+        const seen = recordMessages(helper.getNode("seen"));
+        await waitFor("the server's greeting", () => seen.length === 1);
+    });
+});
