@@ -94,7 +94,10 @@ describe("py-websocket client (connect to)", function () {
         await waitFor("the connection", () => helper.getNode("client").clientOpen);
         helper.getNode("out").receive({ topic: "t", payload: 1 });
         await waitFor("the frame", () => remote.received.length === 1);
-        JSON.parse(remote.received[0]).should.eql({ topic: "t", payload: 1 });
+        const sent = JSON.parse(remote.received[0]);
+        sent.should.have.properties({ topic: "t", payload: 1 });
+        sent.should.have.property("_msgid"); // core stringifies the whole msg, _msgid included
+        sent.should.not.have.property("_session");
         remote.connections[0].send(JSON.stringify({ topic: "back", payload: [1] }));
         await waitFor("the msg", () => seen.length === 1);
         seen[0].should.have.properties({ topic: "back", payload: [1] });
