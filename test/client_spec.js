@@ -253,3 +253,46 @@ describe("py-websocket client over wss:// with a tls-config node", function () {
         await waitFor("the server's greeting", () => seen.length === 1);
     });
 });
+
+describe("py-websocket client through Node-RED's proxy settings", function () {
+    const net = require("net");
+    let remote;
+    let proxy;
+    const connects = [];
+
+    before(async function () {
+        proxy = net.createServer((downstream) => {
+            downstream.once("data", (head) => {
+                const line = head.toString("latin1").split("\r\n")[0];
+                connects.push(line);
+                const [host, port] = line.split(" ")[1].split(":");
+                const upstream = net.connect(Number(port), host, () => {
+                    downstream.write("HTTP/1.1 200 Connection established\r\n\r\n");
+                    upstream.pipe(downstream);
+                    downstream.pipe(upstream);
+                });
+                upstream.on("error", () => downstream.destroy());
+                downstream.on("error", () => upstream.destroy());
+            });
+        });
+        await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+        remote = await startServer();
+        helper.settings({ proxyOptions: { env: { http_proxy: `http://127.0.0.1:${proxy.address().port}` } } });
+        await helper.startServer();
+    });
+    after(async function () {
+        helper.settings({ proxyOptions: undefined });
+        await helper.stopServer();
+        await stopServer(remote);
+        proxy.close();
+    });
+    afterEach(() => helper.unload());
+
+    it("tunnels the connection through the configured HTTP proxy", async function () {
+        await helper.load(websocketNodes, clientFlow(remote.url));
+        await waitFor("the connection", () => remote.connections.length === 1);
+        connects.should.eql([`CONNECT 127.0.0.1:${new URL(remote.url).port} HTTP/1.1`]);
+        helper.getNode("out").receive({ payload: "via proxy" });
+        await waitFor("the frame", () => remote.received.includes("via proxy"));
+    });
+});
