@@ -1,0 +1,212 @@
+"""Shared test helpers: a scaled timing unit, an event recorder, loopback sockets, a raw client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.client import ClientProtocol
+from websockets.frames import Frame
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+# Like websockets' tests/utils.py: slow machines set WEBSOCKET_WORKER_TESTS_TIMEOUT_FACTOR.
+TIMEOUT_FACTOR = float(os.environ.get("WEBSOCKET_WORKER_TESTS_TIMEOUT_FACTOR", "1"))
+#: One millisecond, scaled: durations that tests rely on are multiples of it.
+MS = 0.001 * TIMEOUT_FACTOR
+#: How long to wait for something expected to happen (only reached when a test fails).
+WAIT = 5.0 * TIMEOUT_FACTOR
+
+
+if os.environ.get("WEBSOCKET_WORKER_TESTS_LOOP") == "uvloop":
+
+    def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Any:
+        """Run the tests on uvloop, as the worker runs when uvloop is installed."""
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+
+
+class Events:
+    """Records emitted frames (the ``emit`` callable) and lets a test await them."""
+
+    def __init__(self, hook: Callable[[list[Any]], None] | None = None) -> None:
+        self.frames: list[list[Any]] = []
+        self.hook = hook
+        self._taken: set[int] = set()
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def __call__(self, frame: list[Any]) -> None:
+        self.frames.append(frame)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self.hook is not None:
+            self.hook(frame)
+
+    def kinds(self) -> list[str]:
+        return [frame[0] for frame in self.frames]
+
+    def of(self, kind: str) -> list[list[Any]]:
+        return [frame for frame in self.frames if frame[0] == kind]
+
+    async def get(self, kind: str, *fields: Any, timeout: float = WAIT) -> list[Any]:
+        """The next frame of ``kind`` (whose first fields equal ``fields``) not returned yet."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for index, frame in enumerate(self.frames):
+                if (
+                    index not in self._taken
+                    and frame[0] == kind
+                    and list(frame[1 : 1 + len(fields)]) == list(fields)
+                ):
+                    self._taken.add(index)
+                    return frame
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no {kind} {fields} event; got {self.frames!r}")
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            await asyncio.wait({waiter}, timeout=remaining)
+
+
+def server_socket() -> socket.socket:
+    """A listening TCP socket on 127.0.0.1, port 0."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
+def port_of(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
+
+
+def free_port() -> int:
+    """A port nobody listens on (bound then closed)."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        return port_of(sock)
+
+
+async def accept(listener: socket.socket) -> socket.socket:
+    conn, _ = await asyncio.get_running_loop().sock_accept(listener)
+    conn.setblocking(False)
+    return conn
+
+
+async def read_request(conn: socket.socket) -> tuple[bytes, bytes]:
+    """Read an HTTP request head from ``conn`` as Node would: (request, bytes after it)."""
+    loop = asyncio.get_running_loop()
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await loop.sock_recv(conn, 65536)
+        assert chunk, "peer closed before the end of the request"
+        data += chunk
+    end = data.index(b"\r\n\r\n") + 4
+    return data[:end], data[end:]
+
+
+def handshake_request(path: str = "/", extra: str = "") -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"{extra}\r\n"
+    ).encode()
+
+
+class SansIOClient:
+    """A WebSocket client with no socket: websockets' ``ClientProtocol`` fed by hand."""
+
+    def __init__(self, url: str = "ws://localhost/", **kwargs: Any) -> None:
+        self.protocol = ClientProtocol(parse_uri(url), **kwargs)
+        self.response: Response | None = None
+        self.frames: list[Frame] = []
+        self.request = self.protocol.connect()
+        self.protocol.send_request(self.request)
+
+    def outgoing(self) -> bytes:
+        return b"".join(self.protocol.data_to_send())
+
+    def receive(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Response):
+                self.response = event
+            elif isinstance(event, Frame):
+                self.frames.append(event)
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for ``localhost`` (no IP SAN) and its key, as PEM text."""
+    directory = tmp_path_factory.mktemp("tls")
+    try:
+        return _certificate_with_cryptography()
+    except ImportError:
+        pass
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("neither the cryptography package nor the openssl command is available")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return Path(cert).read_text(), Path(key).read_text()
+
+
+def _certificate_with_cryptography() -> tuple[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return cert_pem, key_pem
+
+
+async def until(predicate: Callable[[], object], timeout: float = WAIT) -> None:
+    """Wait until ``predicate()`` is true, checking every loop iteration or so."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(MS)

@@ -1,0 +1,353 @@
+"""Listener endpoints: sessions on real accepted TCP sockets, driven by websockets clients."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from websocket_worker.endpoints import Endpoint, EndpointOptions, Endpoints
+
+from .conftest import (
+    MS,
+    WAIT,
+    Events,
+    accept,
+    handshake_request,
+    port_of,
+    read_request,
+    server_socket,
+)
+
+
+class Harness:
+    """An endpoint registry, a listening socket whose connections it adopts, and clients."""
+
+    def __init__(self) -> None:
+        self.events = Events(hook=self._hook)
+        self.logs: list[tuple[str, str]] = []
+        self.registry = Endpoints(self.events, lambda level, text: self.logs.append((level, text)))
+        self.listener = server_socket()
+        self.echo = False
+        self.clients: list[ClientConnection] = []
+
+    def _hook(self, frame: list[Any]) -> None:
+        if self.echo and frame[0] == "message":
+            self.registry.send(frame[1], frame[2], frame[3])
+
+    def endpoint(self, owner: int) -> Endpoint:
+        endpoint = self.registry.get(owner)
+        assert endpoint is not None
+        return endpoint
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{port_of(self.listener)}/ws"
+
+    async def connect(self, owner: int = 1, sid: str = "s1", **kwargs: Any) -> ClientConnection:
+        """Connect a client; the accepted socket is handed to the registry as ``sid``."""
+        kwargs.setdefault("compression", None)
+        client = asyncio.ensure_future(connect(self.url, open_timeout=WAIT, **kwargs))
+        self.registry.adopt(owner, sid, await accept(self.listener))
+        ws = await asyncio.wait_for(client, WAIT)
+        self.clients.append(ws)
+        return ws
+
+    async def raw(self, owner: int, sid: str, request: bytes) -> bytes:
+        """Send ``request`` on a plain TCP connection; return everything until the server closes."""
+        reader, writer = await asyncio.open_connection(*self.listener.getsockname())
+        self.registry.adopt(owner, sid, await accept(self.listener))
+        writer.write(request)
+        try:
+            return await asyncio.wait_for(reader.read(), WAIT)
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        for ws in self.clients:
+            await ws.close()
+        await self.registry.aclose(timeout=0.1)
+        self.listener.close()
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    harness = Harness()
+    harness.registry.listen(1, {"path": "/ws"})
+    yield harness
+    await harness.close()
+
+
+async def test_handshake_emits_open(harness: Harness) -> None:
+    """A WebSocket handshake on an adopted socket succeeds and reports open with the sid."""
+    ws = await harness.connect(sid="a1")
+    assert ws.subprotocol is None
+    assert await harness.events.get("open") == ["open", 1, "a1", {"subprotocol": None}]
+
+
+async def test_echo_text_and_binary(harness: Harness) -> None:
+    """Text arrives as str and binary as bytes; replies keep their type."""
+    harness.echo = True
+    ws = await harness.connect()
+    await ws.send("héllo")
+    assert await harness.events.get("message") == ["message", 1, "s1", "héllo"]
+    assert await asyncio.wait_for(ws.recv(), WAIT) == "héllo"
+    await ws.send(b"\x00\x01")
+    assert await harness.events.get("message") == ["message", 1, "s1", b"\x00\x01"]
+    assert await asyncio.wait_for(ws.recv(), WAIT) == b"\x00\x01"
+
+
+async def test_fragmented_messages_are_reassembled(harness: Harness) -> None:
+    """A message sent in fragments is reported once, whole."""
+    ws = await harness.connect()
+    await ws.send(["frag", "ment", "ed"])
+    await ws.send([b"ab", b"cd"])
+    assert (await harness.events.get("message"))[3] == "fragmented"
+    assert (await harness.events.get("message"))[3] == b"abcd"
+
+
+async def test_ping_is_answered(harness: Harness) -> None:
+    """The server side answers pings on its own."""
+    ws = await harness.connect()
+    pong = await ws.ping()
+    await asyncio.wait_for(pong, WAIT)
+
+
+async def test_invalid_utf8_closes_with_1007(harness: Harness) -> None:
+    """A text message that is not UTF-8 fails the connection with 1007 and reports an error."""
+    ws = await harness.connect()
+    await ws.send(b"\xff\xfe", text=True)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), WAIT)
+    assert ws.close_code == 1007
+    error = await harness.events.get("error")
+    assert error[:3] == ["error", 1, "s1"] and "UTF-8" in error[3]
+    await harness.events.get("close", 1, "s1")
+    assert harness.events.of("message") == []
+
+
+async def test_oversize_message_closes_with_1009(harness: Harness) -> None:
+    """A message over max_size fails the connection with 1009, also across fragments."""
+    harness.registry.listen(2, {"max_size": 10})
+    ws = await harness.connect(owner=2)
+    await ws.send(["12345", "67890", "x"])
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), WAIT)
+    assert ws.close_code == 1009
+    assert "too big" in (await harness.events.get("error"))[3]
+    await harness.events.get("close", 2)
+
+
+async def test_client_close_is_reported_once(harness: Harness) -> None:
+    """A normal close from the client reports close with its code and reason, once."""
+    ws = await harness.connect()
+    await ws.close(4000, "bye")
+    assert await harness.events.get("close") == ["close", 1, "s1", 4000, "bye"]
+    await asyncio.sleep(10 * MS)
+    assert len(harness.events.of("close")) == 1
+    assert harness.endpoint(1).sessions == {}
+
+
+async def test_dropped_connection_reports_1006(harness: Harness) -> None:
+    """A client vanishing without a closing handshake is reported as 1006."""
+    ws = await harness.connect()
+    ws.transport.abort()
+    assert await harness.events.get("close") == ["close", 1, "s1", 1006, ""]
+
+
+async def test_close_session(harness: Harness) -> None:
+    """close_session closes one session with the given code and reason."""
+    ws = await harness.connect()
+    harness.registry.close_session(1, "s1", 4001, "done")
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), WAIT)
+    assert (ws.close_code, ws.close_reason) == (4001, "done")
+    assert (await harness.events.get("close"))[:4] == ["close", 1, "s1", 4001]
+
+
+async def test_reply_reaches_only_its_session(harness: Harness) -> None:
+    """A send with a sid reaches that session only."""
+    ws1 = await harness.connect(sid="s1")
+    ws2 = await harness.connect(sid="s2")
+    harness.registry.send(1, "s1", "only you")
+    harness.registry.send(1, None, "everyone")
+    assert await asyncio.wait_for(ws1.recv(), WAIT) == "only you"
+    assert await asyncio.wait_for(ws2.recv(), WAIT) == "everyone"
+    assert await asyncio.wait_for(ws1.recv(), WAIT) == "everyone"
+
+
+async def test_broadcast_skips_closed_sessions(harness: Harness) -> None:
+    """A broadcast reaches every open session, and none that is closing or gone."""
+    clients = [await harness.connect(sid=f"s{n}") for n in range(4)]
+    await clients[0].close()
+    await harness.events.get("close", 1, "s0")
+    harness.registry.close_session(1, "s1", 1000, "")  # closing: must not get the broadcast
+    harness.registry.send(1, None, b"to all")
+    for ws in clients[2:]:
+        assert await asyncio.wait_for(ws.recv(), WAIT) == b"to all"
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(clients[1].recv(), WAIT)
+
+
+async def test_send_to_unknown_session_or_owner_is_dropped(harness: Harness) -> None:
+    """Sends for a sid or owner that does not exist are dropped without error."""
+    harness.registry.send(1, "nobody", "x")
+    harness.registry.send(99, None, "x")
+    harness.registry.close_session(1, "nobody", 1000, "")
+    assert harness.events.frames == []
+
+
+async def test_subprotocol_first_offered(harness: Harness) -> None:
+    """Without a list the client's first offered subprotocol is chosen, like ws."""
+    ws = await harness.connect(subprotocols=["second", "first"])
+    assert ws.subprotocol == "second"
+    assert (await harness.events.get("open"))[3] == {"subprotocol": "second"}
+
+
+async def test_subprotocol_from_list(harness: Harness) -> None:
+    """With a list the first of ours the client offers is chosen; none shared → none."""
+    harness.registry.listen(3, {"subprotocols": ["mqtt", "json"]})
+    ws = await harness.connect(owner=3, sid="a", subprotocols=["xml", "json"])
+    assert ws.subprotocol == "json"
+    ws = await harness.connect(owner=3, sid="b")
+    assert ws.subprotocol is None
+
+
+async def test_unlisten_closes_sessions_with_1001(harness: Harness) -> None:
+    """unlisten closes every session with 1001 and ends with closed, after their close events."""
+    clients = [await harness.connect(sid=f"s{n}") for n in range(2)]
+    harness.registry.unlisten(1)
+    for ws in clients:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), WAIT)
+        assert (ws.close_code, ws.close_reason) == (1001, "going away")
+    await harness.events.get("closed", 1)
+    assert harness.events.kinds()[-3:] == ["close", "close", "closed"]
+    assert 1 not in harness.registry
+
+
+async def test_unlisten_is_bounded(harness: Harness) -> None:
+    """A session that never answers the close is dropped when unlisten's bound runs out."""
+    harness.registry.listen(4, {})
+    request = handshake_request("/ws")
+    reader, writer = await asyncio.open_connection(*harness.listener.getsockname())
+    harness.registry.adopt(4, "mute", await accept(harness.listener))
+    writer.write(request)
+    await harness.events.get("open", 4, "mute")
+    task = asyncio.ensure_future(harness.endpoint(4).close(timeout=50 * MS))
+    await asyncio.wait_for(task, WAIT)
+    assert await harness.events.get("close", 4, "mute") == ["close", 4, "mute", 1006, ""]
+    writer.close()
+
+
+async def test_unlisten_unknown_owner_still_answers(harness: Harness) -> None:
+    """unlisten of an owner that does not exist answers closed at once."""
+    harness.registry.unlisten(42)
+    assert harness.events.frames == [["closed", 42]]
+
+
+async def test_non_websocket_request_gets_4xx(harness: Harness) -> None:
+    """A plain HTTP request gets an HTTP error (426) and no event."""
+    response = await harness.raw(1, "h", b"GET /ws HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 426 ")
+    assert harness.events.frames == []
+
+
+async def test_garbage_request_gets_400(harness: Harness) -> None:
+    """Bytes that are not HTTP at all get 400 Bad Request and no event."""
+    response = await harness.raw(1, "g", b"\x16\x03\x01garbage\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 400 ")
+    assert harness.events.frames == []
+
+
+async def test_unknown_owner_gets_404(harness: Harness) -> None:
+    """A socket for an endpoint that is gone is answered 404, with no event."""
+    with pytest.raises(InvalidStatus) as info:
+        await harness.connect(owner=77)
+    assert info.value.response.status_code == 404
+    assert harness.events.frames == []
+
+
+async def test_handshake_timeout(harness: Harness) -> None:
+    """A connection that sends no handshake within handshake_timeout is dropped silently."""
+    harness.registry.listen(5, {"handshake_timeout": 50 * MS})
+    reader, writer = await asyncio.open_connection(*harness.listener.getsockname())
+    harness.registry.adopt(5, "slow", await accept(harness.listener))
+    assert await asyncio.wait_for(reader.read(), WAIT) == b""
+    writer.close()
+    assert harness.events.frames == []
+    assert harness.endpoint(5).sessions == {}
+
+
+async def test_request_and_head_are_fed_first(harness: Harness) -> None:
+    """adopt() feeds the request Node already read (and bytes after it) before the socket."""
+    harness.echo = True
+    client = asyncio.ensure_future(connect(harness.url, open_timeout=WAIT, compression=None))
+    conn = await accept(harness.listener)
+    request, head = await read_request(conn)
+    harness.registry.adopt(1, "h1", conn, request, head)
+    ws = await asyncio.wait_for(client, WAIT)
+    harness.clients.append(ws)
+    await ws.send("after handoff")
+    assert await asyncio.wait_for(ws.recv(), WAIT) == "after handoff"
+
+
+async def test_compression(harness: Harness) -> None:
+    """With compression on, deflate is negotiated; broadcast serves deflate and plain clients."""
+    harness.registry.listen(6, {"compression": True})
+    harness.echo = True
+    deflate = await harness.connect(owner=6, sid="d", compression="deflate")
+    plain = await harness.connect(owner=6, sid="p")
+    assert deflate.protocol.extensions and not plain.protocol.extensions
+    await deflate.send("z" * 1000)
+    assert await asyncio.wait_for(deflate.recv(), WAIT) == "z" * 1000
+    harness.registry.send(6, None, "both")
+    assert await asyncio.wait_for(deflate.recv(), WAIT) == "both"
+    assert await asyncio.wait_for(plain.recv(), WAIT) == "both"
+
+
+def test_options_defaults_and_validation() -> None:
+    """listen options default like core (100 MiB, no compression, 10 s) and bad ones raise."""
+    options = EndpointOptions.from_dict({})
+    assert options.max_size == 100 * 1024 * 1024
+    assert options.compression is False
+    assert options.handshake_timeout == 10.0
+    assert options.subprotocols is None
+    assert EndpointOptions.from_dict({"max_size": 0}).max_size is None
+    for bad in ({"max_size": "1"}, {"compression": 1}, {"subprotocols": "a"}, [1]):
+        with pytest.raises(ValueError):
+            EndpointOptions.from_dict(bad)
+
+
+async def test_batched_sends_keep_their_order(harness: Harness) -> None:
+    """Inside a write batch (one channel read) replies and broadcasts arrive whole and in order."""
+    ws1 = await harness.connect(sid="s1")
+    ws2 = await harness.connect(sid="s2")
+    with harness.registry.batch:
+        for n in range(50):
+            harness.registry.send(1, "s1", f"one {n}")
+            harness.registry.send(1, None, f"all {n}")
+        harness.registry.close_session(1, "s2", 4002, "after the batch")
+    expected1 = [text for n in range(50) for text in (f"one {n}", f"all {n}")]
+    assert [await asyncio.wait_for(ws1.recv(), WAIT) for _ in expected1] == expected1
+    assert [await asyncio.wait_for(ws2.recv(), WAIT) for _ in range(50)] == [
+        f"all {n}" for n in range(50)
+    ]
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws2.recv(), WAIT)
+    assert ws2.close_code == 4002
+
+
+async def test_adopted_tcp_socket_gets_nodelay(harness: Harness) -> None:
+    """Adopted TCP sockets send small frames at once (TCP_NODELAY), whatever their proto field."""
+    client = asyncio.ensure_future(connect(harness.url, open_timeout=WAIT, compression=None))
+    conn = await accept(harness.listener)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+    harness.registry.adopt(1, "n1", conn)
+    harness.clients.append(await asyncio.wait_for(client, WAIT))
+    assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

@@ -1,0 +1,320 @@
+"""Listener endpoints: which sessions belong to which endpoint, and every command about them.
+
+An :class:`Endpoint` is one declared listener path (an ``owner``) with its options and sessions;
+:class:`Endpoints` is the registry the dispatcher talks to. Sessions come in as handed-over sockets
+(:meth:`Endpoints.adopt`) or as byte-proxy streams (:meth:`Endpoints.stream_open`); both run the
+same :class:`~websocket_worker.session.ServerSession`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import socket
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from websockets.extensions.base import ServerExtensionFactory
+from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
+from websockets.frames import CloseCode, Frame, Opcode
+
+from .session import ServerSession, WriteBatch, select_subprotocol
+from .stream import StreamTransport
+
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_SIZE",
+    "UNLISTEN_TIMEOUT",
+    "Endpoint",
+    "EndpointOptions",
+    "Endpoints",
+]
+
+#: Largest incoming message by default: 100 MiB, like Node-RED's core WebSocket nodes.
+DEFAULT_MAX_SIZE = 100 * 1024 * 1024
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+#: Seconds ``unlisten`` waits for sessions to finish their closing handshake before dropping them.
+UNLISTEN_TIMEOUT = 2.0
+
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+Emit = Callable[[list[Any]], None]
+Log = Callable[[str, str], None]
+
+logger = logging.getLogger("websocket_worker.endpoints")
+
+
+def _number(options: dict[str, Any], key: str, default: float | None) -> float | None:
+    value = options.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{key} must be a number >= 0")
+    if math.isinf(value):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    """Options of ``["listen", owner, options]`` (docs/protocol.md) with their defaults."""
+
+    path: str = ""
+    max_size: int | None = DEFAULT_MAX_SIZE
+    compression: bool = False
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
+    subprotocols: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, options: Any) -> EndpointOptions:
+        """Validate a ``listen`` options map; raises ValueError naming the bad option."""
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise ValueError("options must be a map")
+        path = options.get("path", "")
+        if not isinstance(path, str):
+            raise ValueError("path must be a string")
+        max_size = options.get("max_size", DEFAULT_MAX_SIZE)
+        if max_size is None:
+            max_size = DEFAULT_MAX_SIZE
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0:
+            raise ValueError("max_size must be an integer >= 0 (0 = no limit)")
+        compression = options.get("compression", False)
+        if compression is None:
+            compression = False
+        if not isinstance(compression, bool):
+            raise ValueError("compression must be a boolean")
+        timeout = _number(options, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT)
+        subprotocols = options.get("subprotocols")
+        if subprotocols is not None and (
+            not isinstance(subprotocols, list)
+            or not all(isinstance(name, str) for name in subprotocols)
+        ):
+            raise ValueError("subprotocols must be a list of strings or nil")
+        return cls(
+            path=path,
+            max_size=max_size or None,
+            compression=compression,
+            handshake_timeout=timeout or None,
+            subprotocols=None if subprotocols is None else tuple(subprotocols),
+        )
+
+
+class Endpoint:
+    """One declared listener endpoint and its sessions, by sid."""
+
+    def __init__(
+        self, owner: int, options: EndpointOptions, emit: Emit, batch: WriteBatch | None = None
+    ) -> None:
+        self.owner = owner
+        self.emit = emit
+        self.batch = batch if batch is not None else WriteBatch()
+        self.sessions: dict[str, ServerSession] = {}
+        self._all_gone: asyncio.Future[None] | None = None
+        self.configure(options)
+
+    def configure(self, options: EndpointOptions) -> None:
+        """Set the options used by sessions from now on."""
+        self.options = options
+        self.select_subprotocol = select_subprotocol(options.subprotocols)
+        self._extensions: Sequence[ServerExtensionFactory] | None = (
+            enable_server_permessage_deflate(None) if options.compression else None
+        )
+
+    def new_session(self, sid: str, request: bytes = b"", head: bytes = b"") -> ServerSession:
+        session = ServerSession(self, sid, request=request, head=head, extensions=self._extensions)
+        self.sessions[sid] = session
+        return session
+
+    def session_finished(self, session: ServerSession) -> None:
+        if self.sessions.get(session.sid) is session:
+            del self.sessions[session.sid]
+        if not self.sessions and self._all_gone is not None and not self._all_gone.done():
+            self._all_gone.set_result(None)
+
+    def send(self, sid: str | None, data: str | bytes) -> None:
+        """Send to one session, or to every open session when ``sid`` is None."""
+        if sid is not None:
+            session = self.sessions.get(sid)
+            if session is not None:
+                session.send(data)
+            return
+        if isinstance(data, str):
+            opcode, payload = Opcode.TEXT, data.encode()
+        else:
+            opcode, payload = Opcode.BINARY, data
+        wire: bytes | None = None
+        for session in list(self.sessions.values()):
+            if not session.is_open:
+                continue
+            if session.uses_extensions:
+                session.send(data)  # compressed per session
+                continue
+            if wire is None:  # encoded once for every uncompressed session
+                wire = Frame(opcode, payload).serialize(mask=False)
+            session.write_frame(wire)
+
+    def close_session(self, sid: str, code: int, reason: str) -> None:
+        session = self.sessions.get(sid)
+        if session is not None:
+            session.close(code, reason)
+
+    async def close(self, timeout: float = UNLISTEN_TIMEOUT) -> None:
+        """Close every session with 1001; after ``timeout`` drop those still there."""
+        for session in list(self.sessions.values()):
+            session.close(CloseCode.GOING_AWAY, "going away")
+        if self.sessions:
+            self._all_gone = asyncio.get_running_loop().create_future()
+            await asyncio.wait({self._all_gone}, timeout=timeout)
+        for session in list(self.sessions.values()):
+            session.abort()
+
+
+class _NotFound(asyncio.Protocol):
+    """Answers a socket for an endpoint that does not exist (any more) with 404 and hangs up."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        transport.write(NOT_FOUND)
+        transport.close()
+
+
+class Endpoints:
+    """Registry of endpoints by owner, plus the byte-proxy streams by sid."""
+
+    def __init__(self, emit: Emit, log: Log | None = None) -> None:
+        self._emit = emit
+        self._log = log or (lambda level, text: None)
+        self._endpoints: dict[int, Endpoint] = {}
+        self._streams: dict[str, StreamTransport] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Enter it around a run of commands to write each session's frames at once.
+        self.batch = WriteBatch()
+
+    def __contains__(self, owner: object) -> bool:
+        return owner in self._endpoints
+
+    def get(self, owner: int) -> Endpoint | None:
+        return self._endpoints.get(owner)
+
+    # Endpoint commands.
+
+    def listen(self, owner: int, options: Any) -> None:
+        """Declare an endpoint (a second ``listen`` for the same owner updates its options)."""
+        parsed = EndpointOptions.from_dict(options)
+        endpoint = self._endpoints.get(owner)
+        if endpoint is None:
+            self._endpoints[owner] = Endpoint(owner, parsed, self._emit, self.batch)
+        else:
+            endpoint.configure(parsed)  # sessions already there keep theirs
+
+    def unlisten(self, owner: int) -> None:
+        """Forget the endpoint, close its sessions with 1001, then emit ``closed``."""
+        endpoint = self._endpoints.pop(owner, None)
+        if endpoint is None:
+            self._emit(["closed", owner])
+            return
+        self._spawn(self._unlisten(endpoint))
+
+    async def _unlisten(self, endpoint: Endpoint) -> None:
+        try:
+            await endpoint.close()
+        finally:
+            self._emit(["closed", endpoint.owner])
+
+    def send(self, owner: int, sid: str | None, data: str | bytes) -> None:
+        endpoint = self._endpoints.get(owner)
+        if endpoint is not None:
+            endpoint.send(sid, data)
+
+    def close_session(self, owner: int, sid: str, code: int, reason: str) -> None:
+        endpoint = self._endpoints.get(owner)
+        if endpoint is not None:
+            endpoint.close_session(sid, code, reason)
+
+    # Sessions arriving.
+
+    def adopt(
+        self,
+        owner: int,
+        sid: str,
+        sock: socket.socket,
+        request: bytes = b"",
+        head: bytes = b"",
+    ) -> None:
+        """Run a session on an accepted socket; ``request`` + ``head`` are fed in first.
+
+        Without ``request`` the HTTP request is read from the socket itself.
+        """
+        endpoint = self._endpoints.get(owner)
+        protocol: asyncio.Protocol
+        if endpoint is None or sid in endpoint.sessions:
+            self._log("debug", f"socket for unknown endpoint {owner} or duplicate session: 404")
+            protocol = _NotFound()
+        else:
+            protocol = endpoint.new_session(sid, request, head)
+        self._spawn(self._connect(sock, protocol))
+
+    async def _connect(self, sock: socket.socket, protocol: asyncio.Protocol) -> None:
+        loop = asyncio.get_running_loop()
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio only sets it when sock.proto says TCP, which accepted sockets may not.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await loop.connect_accepted_socket(lambda: protocol, sock)
+        except (OSError, ValueError) as exc:
+            sock.close()
+            self._log("warn", f"cannot adopt a socket: {exc}")
+            if isinstance(protocol, ServerSession):
+                protocol.connection_lost(None)
+
+    def stream_open(self, owner: int, sid: str, request: bytes, head: bytes) -> None:
+        """Start a byte-proxy session (``stream_open``)."""
+        endpoint = self._endpoints.get(owner)
+        if endpoint is None or sid in self._streams or sid in endpoint.sessions:
+            self._log("debug", f"stream for unknown endpoint {owner} or duplicate session: 404")
+            self._emit(["stream_data", sid, NOT_FOUND])
+            self._emit(["stream_end", sid])
+            return
+        session = endpoint.new_session(sid, request, head)
+        transport = StreamTransport(sid, session, self._emit, self._stream_lost)
+        self._streams[sid] = transport
+        transport.start()
+
+    def stream_data(self, sid: str, data: bytes) -> None:
+        transport = self._streams.get(sid)
+        if transport is not None:
+            transport.feed(data)
+
+    def stream_end(self, sid: str) -> None:
+        transport = self._streams.get(sid)
+        if transport is not None:
+            transport.peer_closed()
+
+    def _stream_lost(self, transport: StreamTransport) -> None:
+        if self._streams.get(transport.sid) is transport:
+            del self._streams[transport.sid]
+
+    # Lifetime.
+
+    def drop_streams(self) -> None:
+        """End every byte-proxy session at once (the event channel carrying them is gone)."""
+        for transport in list(self._streams.values()):
+            transport.peer_closed()
+
+    async def aclose(self, timeout: float = UNLISTEN_TIMEOUT) -> None:
+        """Close every endpoint (worker shutdown), bounded by ``timeout``."""
+        endpoints = list(self._endpoints.values())
+        self._endpoints.clear()
+        if endpoints:
+            await asyncio.gather(*(endpoint.close(timeout) for endpoint in endpoints))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

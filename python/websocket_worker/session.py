@@ -1,0 +1,331 @@
+"""One listener connection: an asyncio protocol driving websockets' Sans-I/O ``ServerProtocol``.
+
+Bytes in go to ``protocol.receive_data``; the handshake request is answered at once, frames are
+reassembled into whole messages here (no coroutine per message) and reported as events; whatever
+the protocol wants to send is flushed to the transport after every step. A session reports
+``open`` once the handshake succeeded and then exactly one ``close``; a session that never opened
+reports nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from websockets.exceptions import PayloadTooBig, ProtocolError
+from websockets.extensions.base import ServerExtensionFactory
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import CLOSED, CONNECTING, OPEN
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+if TYPE_CHECKING:
+    from .endpoints import Endpoint
+
+__all__ = ["CLOSE_TIMEOUT", "ServerSession", "WriteBatch", "select_subprotocol"]
+
+#: Seconds a session waits for the peer to close TCP after the closing handshake.
+CLOSE_TIMEOUT = 10.0
+
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+logger = logging.getLogger("websocket_worker.session")
+
+SelectSubprotocol = Callable[[ServerProtocol, Sequence[Subprotocol]], "Subprotocol | None"]
+
+
+def select_subprotocol(available: Sequence[str] | None) -> SelectSubprotocol:
+    """Subprotocol choice: the client's first offer (``None``, like ``ws``) or ours in order.
+
+    With a list and no common subprotocol the handshake goes on without one, as ``ws`` does.
+    """
+    if available is None:
+
+        def first_offered(
+            protocol: ServerProtocol, offered: Sequence[Subprotocol]
+        ) -> Subprotocol | None:
+            return offered[0] if offered else None
+
+        return first_offered
+
+    ours = [Subprotocol(name) for name in available]
+
+    def first_shared(
+        protocol: ServerProtocol, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        for name in ours:
+            if name in offered:
+                return name
+        return None
+
+    return first_shared
+
+
+class WriteBatch:
+    """Coalesces session writes while a batch of commands is dispatched.
+
+    The bridge coalesces its frames, so one read of the event channel often holds many ``send``
+    commands for the same session: inside a batch each session collects its frames and writes
+    them in one syscall when the batch ends, with no added latency.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.dirty: list[ServerSession] = []
+
+    def __enter__(self) -> WriteBatch:
+        self.active = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.active = False
+        dirty, self.dirty = self.dirty, []
+        for session in dirty:
+            session.write_out()
+
+
+class ServerSession(asyncio.Protocol):
+    """A WebSocket server connection of one endpoint, identified by ``sid``."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        sid: str,
+        *,
+        request: bytes = b"",
+        head: bytes = b"",
+        extensions: Sequence[ServerExtensionFactory] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.sid = sid
+        options = endpoint.options
+        self.protocol = ServerProtocol(
+            extensions=extensions,
+            select_subprotocol=endpoint.select_subprotocol,
+            max_size=options.max_size,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.opened = False
+        self.finished = False
+        self._preface = (request, head)
+        self._response_sent = False
+        self._error_reported = False
+        self._fragments: list[bytes] | None = None
+        self._fragments_text = False
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._out: list[bytes] = []
+
+    # Commands.
+
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.state is OPEN
+
+    def send(self, data: str | bytes) -> None:
+        """Send one message (str → text frame, bytes → binary frame); dropped unless open."""
+        if self.protocol.state is not OPEN:
+            return
+        if isinstance(data, str):
+            self.protocol.send_text(data.encode())
+        else:
+            self.protocol.send_binary(data)
+        self._flush()
+
+    def write_frame(self, wire: bytes) -> None:
+        """Write an already serialized unmasked frame (broadcast without extensions)."""
+        if self.protocol.state is OPEN:
+            self._write(wire)
+
+    @property
+    def uses_extensions(self) -> bool:
+        return bool(self.protocol.extensions)
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake (an unopened session is dropped at once)."""
+        state = self.protocol.state
+        if state is OPEN:
+            self.protocol.send_close(code, reason)
+            self._flush()
+        elif state is CONNECTING and self.transport is not None:
+            self.transport.abort()
+
+    def abort(self) -> None:
+        """Drop the connection now and report it closed (idempotent)."""
+        if self.transport is not None:
+            self.transport.abort()
+        self.connection_lost(None)
+
+    # asyncio.Protocol.
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        timeout = self.endpoint.options.handshake_timeout
+        if timeout:
+            loop = asyncio.get_running_loop()
+            self._handshake_timer = loop.call_later(timeout, self._handshake_timed_out)
+        request, head = self._preface
+        self._preface = (b"", b"")
+        # The request alone first: the handshake is answered before any frame in ``head``.
+        for data in (request, head):
+            if data and not self.finished:
+                self.data_received(data)
+
+    def data_received(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        self._process_events()
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._process_events()
+        return None  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.receive_eof()  # idempotent; makes the state CLOSED
+        self._finish()
+
+    # Internals.
+
+    def _process_events(self) -> None:
+        failed = False
+        for event in self.protocol.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            elif not failed and isinstance(event, Frame):
+                failed = not self._on_frame(event)
+        self._report_parser_error()
+        self._flush()
+
+    def _handshake(self, request: Request) -> None:
+        protocol = self.protocol
+        response = protocol.accept(request)
+        protocol.send_response(response)
+        self._response_sent = True
+        if response.status_code == 101:
+            self.opened = True
+            self._cancel_handshake_timer()
+            self.endpoint.emit(
+                ["open", self.endpoint.owner, self.sid, {"subprotocol": protocol.subprotocol}]
+            )
+        else:
+            logger.debug("session %s: handshake rejected (%d)", self.sid, response.status_code)
+
+    def _on_frame(self, frame: Frame) -> bool:
+        """Handle one data or control frame; False when the connection was failed."""
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if frame.fin:
+                return self._deliver(opcode is Opcode.TEXT, frame.data)
+            self._fragments = [bytes(frame.data)]
+            self._fragments_text = opcode is Opcode.TEXT
+        elif opcode is Opcode.CONT and self._fragments is not None:
+            self._fragments.append(bytes(frame.data))
+            if frame.fin:
+                data, self._fragments = b"".join(self._fragments), None
+                return self._deliver(self._fragments_text, data)
+        return True  # ping (answered by the protocol), pong, close
+
+    def _deliver(self, text: bool, data: Any) -> bool:
+        message: str | bytes
+        if text:
+            try:
+                message = str(data, "utf-8")
+            except UnicodeDecodeError:
+                self.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+                self._report_error("invalid UTF-8 in a text message (1007)")
+                return False
+        else:
+            message = data if type(data) is bytes else bytes(data)
+        self.endpoint.emit(["message", self.endpoint.owner, self.sid, message])
+        return True
+
+    def _report_parser_error(self) -> None:
+        exc = self.protocol.parser_exc
+        if exc is None or self._error_reported or not self.opened:
+            return
+        if isinstance(exc, PayloadTooBig):
+            self._report_error(f"message too big (1009): {exc}")
+        elif isinstance(exc, ProtocolError):
+            self._report_error(f"protocol error (1002): {exc}")
+
+    def _report_error(self, text: str) -> None:
+        if not self._error_reported:
+            self._error_reported = True
+            self.endpoint.emit(["error", self.endpoint.owner, self.sid, text])
+
+    def _write(self, data: bytes) -> None:
+        """Write now, or, inside a :class:`WriteBatch`, once for the whole batch."""
+        batch = self.endpoint.batch
+        if batch.active:
+            if not self._out:
+                batch.dirty.append(self)
+            self._out.append(data)
+            return
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def write_out(self) -> None:
+        """Write what a batch queued, in one piece."""
+        out, self._out = self._out, []
+        transport = self.transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _flush(self) -> None:
+        """Move what the protocol wants to send to the transport (EOF and close included)."""
+        transport = self.transport
+        if transport is None:
+            return
+        writes = self.protocol.data_to_send()
+        if writes and not writes[0] and not self._response_sent:
+            # The request was not HTTP at all: websockets only hangs up; answer 400 first.
+            self._response_sent = True
+            self._write(BAD_REQUEST)
+        for data in writes:
+            if data:
+                self._write(data)
+                continue
+            self.write_out()  # what was queued goes before the EOF
+            if transport.can_write_eof():
+                try:
+                    transport.write_eof()
+                except (OSError, RuntimeError):
+                    transport.close()
+            else:
+                transport.close()
+        if self.protocol.state is CLOSED:
+            self.write_out()
+            transport.close()
+        elif self._close_timer is None and self.protocol.close_expected():
+            loop = asyncio.get_running_loop()
+            self._close_timer = loop.call_later(CLOSE_TIMEOUT, self.abort)
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        if not self.opened:
+            logger.debug("session %s: handshake timed out", self.sid)
+            self.abort()
+
+    def _cancel_handshake_timer(self) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._cancel_handshake_timer()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self.opened:
+            protocol = self.protocol
+            code = int(protocol.close_code or CloseCode.ABNORMAL_CLOSURE)
+            reason = protocol.close_reason or ""
+            self.endpoint.emit(["close", self.endpoint.owner, self.sid, code, reason])
+        self.endpoint.session_finished(self)

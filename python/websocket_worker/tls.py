@@ -1,0 +1,82 @@
+"""TLS client contexts for ``wss://`` connections, built from the PEM strings of a tls config.
+
+Mirrors Node's ``tls.connect`` options as Node-RED's tls-config node fills them: ``ca`` replaces
+the system trust store, ``cert``/``key`` (+ ``passphrase``) is the client certificate, ``verify``
+false accepts any server certificate, ``servername`` is the SNI / expected host name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["TlsOptions", "build_ssl_context"]
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    passphrase: str | None = None
+    verify: bool = True
+    servername: str | None = None
+
+    @classmethod
+    def from_dict(cls, options: Any) -> TlsOptions | None:
+        """Validate the ``tls`` map of a ``connect`` command (nil → None)."""
+        if options is None:
+            return None
+        if not isinstance(options, dict):
+            raise ValueError("tls must be a map or nil")
+        values: dict[str, Any] = {}
+        for name in ("ca", "cert", "key", "passphrase", "servername"):
+            value = options.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"tls.{name} must be a string or nil")
+            values[name] = value or None
+        verify = options.get("verify", True)
+        if not isinstance(verify, bool):
+            raise ValueError("tls.verify must be a boolean")
+        return cls(verify=verify, **values)
+
+
+def _write_private(directory: str, name: str, text: str) -> str:
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    return path
+
+
+def build_ssl_context(options: TlsOptions | None) -> ssl.SSLContext:
+    """An SSLContext for a client; raises ssl.SSLError or ValueError on bad PEM input.
+
+    ``load_cert_chain`` only reads files, so a client certificate and key are written to a private
+    temporary directory (mode 0700, files 0600) and deleted right after loading.
+    """
+    if options is None:
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if options.ca:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, checks host names
+        context.load_verify_locations(cadata=options.ca)
+    else:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if options.cert:
+        directory = tempfile.mkdtemp(prefix="websocket-worker-")
+        try:
+            certfile = _write_private(directory, "cert.pem", options.cert)
+            keyfile = _write_private(directory, "key.pem", options.key) if options.key else None
+            # Never None: OpenSSL would prompt on the terminal for an encrypted key.
+            password = options.passphrase if options.passphrase is not None else ""
+            context.load_cert_chain(certfile, keyfile, password=password)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    if not options.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
