@@ -296,3 +296,28 @@ describe("py-websocket client through Node-RED's proxy settings", function () {
         await waitFor("the frame", () => remote.received.includes("via proxy"));
     });
 });
+
+describe("py-websocket client handshake timeout", function () {
+    const net = require("net");
+    let silent;
+    before(async function () {
+        silent = net.createServer((socket) => socket.on("error", () => {})); // accepts, never answers
+        await new Promise((resolve) => silent.listen(0, "127.0.0.1", resolve));
+        helper.settings({ pyWebsocketListenerHandshakeTimeout: 1 });
+        await helper.startServer();
+    });
+    after(async function () {
+        helper.settings({ pyWebsocketListenerHandshakeTimeout: undefined });
+        await helper.stopServer();
+        silent.close();
+    });
+    afterEach(() => helper.unload());
+
+    it("gives up on a server that never answers the handshake, shows the error, and retries", async function () {
+        await helper.load(websocketNodes, clientFlow(`ws://127.0.0.1:${silent.address().port}/`));
+        const statuses = recordStatuses(helper.getNode("in"));
+        await waitFor("the error status", () => statuses.some((s) => s.event === "error"), ms(4000));
+        await waitFor("the disconnected status", () => statuses.some((s) => s.event === "disconnect"));
+        statuses.some((s) => s.event === "connect").should.be.false();
+    });
+});

@@ -274,3 +274,24 @@ describe("py-websocket listener with webSocketNodeVerifyClient", function () {
         await closeClient(ok);
     });
 });
+
+describe("py-websocket listener with a one-argument webSocketNodeVerifyClient", function () {
+    before(async function () {
+        helper.settings({ webSocketNodeVerifyClient: (info) => info.origin === "http://allowed.example" });
+        await helper.startServer();
+    });
+    after(async function () {
+        helper.settings({ webSocketNodeVerifyClient: undefined });
+        await helper.stopServer();
+    });
+    afterEach(() => helper.unload());
+
+    it("answers 401 when the function returns false, and lets the allowed origin in", async function () {
+        await helper.load(websocketNodes, echoFlow());
+        const err = await connectClient(wsUrl(helper, "/ws/echo"), { headers: { Origin: "http://evil.example" } })
+            .then(() => null, (e) => e);
+        err.statusCode.should.equal(401);
+        const ok = await connectClient(wsUrl(helper, "/ws/echo"), { headers: { Origin: "http://allowed.example" } });
+        await closeClient(ok);
+    });
+});
