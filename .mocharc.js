@@ -4,4 +4,5 @@ module.exports = {
     spec: ["test/**/*_spec.js"],
     timeout: 30000,
     exit: true,
+    "node-option": ["expose-gc"],
 };

@@ -14,6 +14,8 @@ module.exports = function (RED) {
     const DEFAULT_MAX_MESSAGE_BYTES = 100 * 1024 * 1024; // core's `ws` limit
     const DEFAULT_HANDSHAKE_TIMEOUT_S = 10;
     const RECONNECT_DELAY_S = 3; // core's fixed delay
+    const DEFAULT_WRITE_LIMIT_BYTES = 16 * 1024 * 1024;
+    const DEFAULT_CLIENT_QUEUE = 1000;
 
     const bridge = getBridge();
     bridge.configure({ settings: RED.settings, log: RED.log });
@@ -47,7 +49,24 @@ module.exports = function (RED) {
                 headers.push([name, String(value)]);
             }
         }
+        const authorization = authorizationOf(node);
+        if (authorization) {
+            return headers.filter(([name]) => name.toLowerCase() !== "authorization")
+                .concat([["Authorization", authorization]]);
+        }
         return headers;
+    }
+
+    /** Authorization from the node's credentials (never stored in the flow JSON). */
+    function authorizationOf(node) {
+        const credentials = node.credentials || {};
+        if (node.authType === "basic" && (credentials.user || credentials.password)) {
+            return "Basic " + Buffer.from(`${credentials.user || ""}:${credentials.password || ""}`).toString("base64");
+        }
+        if (node.authType === "bearer" && credentials.token) {
+            return "Bearer " + credentials.token;
+        }
+        return null;
     }
 
     function tlsOptions(node) {
@@ -87,6 +106,7 @@ module.exports = function (RED) {
         node.closing = false;
         node.tls = n.tls;
         node.upgradeHeaders = n.headers;
+        node.authType = n.authType || "";
         if (n.hb) {
             const heartbeat = parseInt(n.hb);
             if (heartbeat > 0) {
@@ -97,11 +117,15 @@ module.exports = function (RED) {
         node.clientSession = null;
         node.clientOpen = false;
         node.lastError = null;
+        node.pending = []; // client mode: messages held while the connection is down
+        node.pendingDropped = 0;
         node.setMaxListeners(0);
 
         const maxSize = setting("pyWebsocketListenerMaxMessageSize", DEFAULT_MAX_MESSAGE_BYTES);
         const compression = setting("pyWebsocketListenerCompression", false) === true;
         const handshakeTimeout = setting("pyWebsocketListenerHandshakeTimeout", DEFAULT_HANDSHAKE_TIMEOUT_S);
+        const writeLimit = setting("pyWebsocketListenerWriteLimit", DEFAULT_WRITE_LIMIT_BYTES);
+        node.queueLimit = setting("pyWebsocketClientQueueSize", DEFAULT_CLIENT_QUEUE);
 
         const listenerEvents = {
             open(sid) {
@@ -137,6 +161,7 @@ module.exports = function (RED) {
                 node.lastError = null;
                 node.clientSession = node.clientSession || RED.util.generateId();
                 node.emit("opened", { count: "", id: node.clientSession });
+                node.flushPending();
             },
             message(sid, data) {
                 node.handleEvent(node.clientSession, data);
@@ -180,6 +205,7 @@ module.exports = function (RED) {
                 reconnect_delay: RECONNECT_DELAY_S,
                 max_size: maxSize,
                 compression,
+                write_limit: writeLimit,
             }, clientEvents);
         };
 
@@ -191,6 +217,8 @@ module.exports = function (RED) {
             node.ownerId = null;
             node.clientOpen = false;
             node.clientSession = null;
+            node.warnDropped();
+            node.pending = [];
             return bridge.remove(id);
         };
 
@@ -211,6 +239,7 @@ module.exports = function (RED) {
                 max_size: maxSize,
                 compression,
                 handshake_timeout: handshakeTimeout,
+                write_limit: writeLimit,
             }, listenerEvents);
             node.route = {
                 verifyClient: RED.settings.webSocketNodeVerifyClient,
@@ -276,14 +305,50 @@ module.exports = function (RED) {
         }
     };
 
+    /**
+     * Listen mode: to every session (none while the worker restarts, as with no clients).
+     * Connect mode: to the remote server, or into the bounded queue while the connection is
+     * down (the oldest are dropped past pyWebsocketClientQueueSize, with one warning).
+     */
     WebSocketConfigNode.prototype.broadcast = function (data) {
+        if (this.isServer) {
+            if (this.ownerId !== null) bridge.send(this.ownerId, null, data);
+            return true;
+        }
         if (this.ownerId === null) {
             return false;
         }
-        if (!this.isServer && !this.clientOpen) {
+        if (this.clientOpen && this.pending.length === 0 && bridge.send(this.ownerId, null, data)) {
+            return true;
+        }
+        if (this.queueLimit <= 0) {
             return false;
         }
-        return bridge.send(this.ownerId, null, data);
+        this.pending.push(data);
+        if (this.pending.length > this.queueLimit) {
+            this.pending.shift();
+            this.pendingDropped++;
+        }
+        return true;
+    };
+
+    WebSocketConfigNode.prototype.flushPending = function () {
+        this.warnDropped();
+        const pending = this.pending;
+        this.pending = [];
+        for (let i = 0; i < pending.length; i++) {
+            if (!bridge.send(this.ownerId, null, pending[i])) {
+                this.pending = pending.slice(i);
+                return;
+            }
+        }
+    };
+
+    WebSocketConfigNode.prototype.warnDropped = function () {
+        if (this.pendingDropped > 0) {
+            this.warn(RED._("websocket.errors.queue-overflow", { count: this.pendingDropped, limit: this.queueLimit }));
+            this.pendingDropped = 0;
+        }
     };
 
     WebSocketConfigNode.prototype.reply = function (id, data) {
@@ -292,13 +357,18 @@ module.exports = function (RED) {
         }
     };
 
-    const configSettings = {
+    RED.nodes.registerType("py-websocket-listener", WebSocketConfigNode, {
         settings: {
             pyWebsocketListenerPython: { value: "", exportable: false },
         },
-    };
-    RED.nodes.registerType("py-websocket-listener", WebSocketConfigNode, configSettings);
-    RED.nodes.registerType("py-websocket-client", WebSocketConfigNode);
+    });
+    RED.nodes.registerType("py-websocket-client", WebSocketConfigNode, {
+        credentials: {
+            user: { type: "text" },
+            password: { type: "password" },
+            token: { type: "password" },
+        },
+    });
 
     const WORKER_STATUS = {
         installing: { fill: "yellow", shape: "ring", text: "websocket.status.installing" },
@@ -347,6 +417,9 @@ module.exports = function (RED) {
                 return;
             }
             let status = WORKER_STATUS[state];
+            if (state === "restarting" && detail && detail.message) {
+                status = Object.assign({}, status, { text: RED._("websocket.status.worker-down") + ": " + detail.message });
+            }
             if (state === "failed") {
                 const missing = detail && detail.code === "python-missing";
                 status = {

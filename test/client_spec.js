@@ -173,15 +173,32 @@ describe("py-websocket client (connect to)", function () {
         remote.connections.length.should.equal(1);
     });
 
-    it("warns when out has to send while not connected", async function () {
+    it("holds messages sent while the connection is down and delivers them in order after reconnecting", async function () {
         const url = remote.url;
         await stopServer(remote);
         await helper.load(websocketNodes, clientFlow(url));
-        helper.getNode("out").receive({ payload: "lost" });
-        await waitFor("the warning", () => helper.log().args.some((args) =>
-            args[0].level === helper.log().WARN && String(args[0].msg).includes("websocket.errors.not-connected")));
-        remote = await startServer();
-        should.exist(remote);
+        for (let i = 0; i < 5; i++) helper.getNode("out").receive({ payload: `queued ${i}` });
+        remote = await startServer({ port: Number(new URL(url).port) });
+        await waitFor("the queued messages", () => remote.received.length === 5, ms(8000));
+        remote.received.should.eql([0, 1, 2, 3, 4].map((i) => `queued ${i}`));
+    });
+
+    it("drops the oldest past the queue bound with one warning saying how many", async function () {
+        const url = remote.url;
+        await stopServer(remote);
+        helper.settings({ pyWebsocketClientQueueSize: 10 });
+        try {
+            await helper.load(websocketNodes, clientFlow(url));
+        } finally {
+            helper.settings({ pyWebsocketClientQueueSize: undefined });
+        }
+        for (let i = 0; i < 25; i++) helper.getNode("out").receive({ payload: `m${i}` });
+        remote = await startServer({ port: Number(new URL(url).port) });
+        await waitFor("the ten newest", () => remote.received.length === 10, ms(8000));
+        remote.received.should.eql(Array.from({ length: 10 }, (_, i) => `m${i + 15}`));
+        const warnings = helper.log().args.filter((args) =>
+            args[0].level === helper.log().WARN && String(args[0].msg).startsWith("websocket.errors.queue-overflow"));
+        warnings.length.should.equal(1);
     });
 });
 
@@ -319,5 +336,40 @@ describe("py-websocket client handshake timeout", function () {
         await waitFor("the error status", () => statuses.some((s) => s.event === "error"), ms(4000));
         await waitFor("the disconnected status", () => statuses.some((s) => s.event === "disconnect"));
         statuses.some((s) => s.event === "connect").should.be.false();
+    });
+});
+
+describe("py-websocket client authentication from credentials", function () {
+    let remote;
+    before(() => helper.startServer());
+    after(() => helper.stopServer());
+    beforeEach(async () => {
+        remote = await startServer();
+    });
+    afterEach(async () => {
+        await helper.unload();
+        await stopServer(remote);
+    });
+
+    it("sends Authorization: Bearer from the token credential, replacing a header-list entry", async function () {
+        const flow = clientFlow(remote.url, { config: { authType: "bearer", headers: [
+            { keyType: "Authorization", keyValue: "", valueType: "other", valueValue: "plain in the flow" }] } });
+        await helper.load(websocketNodes, flow, { client: { token: "s3cret-token" } });
+        await waitFor("the connection", () => remote.connections.length === 1);
+        remote.connections[0].request.headers.authorization.should.equal("Bearer s3cret-token");
+    });
+
+    it("sends Authorization: Basic from the user and password credentials", async function () {
+        await helper.load(websocketNodes, clientFlow(remote.url, { config: { authType: "basic" } }),
+            { client: { user: "alice", password: "pa:ss" } });
+        await waitFor("the connection", () => remote.connections.length === 1);
+        remote.connections[0].request.headers.authorization.should.equal(
+            "Basic " + Buffer.from("alice:pa:ss").toString("base64"));
+    });
+
+    it("sends no Authorization without authType, as a migrated core flow", async function () {
+        await helper.load(websocketNodes, clientFlow(remote.url), { client: { token: "unused" } });
+        await waitFor("the connection", () => remote.connections.length === 1);
+        should(remote.connections[0].request.headers.authorization).be.undefined();
     });
 });

@@ -81,7 +81,8 @@ describe("worker supervision", function () {
         const oldPid = bridge.child.pid;
         process.kill(oldPid, "SIGKILL");
         await closed;
-        await waitFor("the restarting status", () => statuses.some((s) => s.text === "websocket.status.worker-down"));
+        await waitFor("the restarting status", () => statuses.some((s) =>
+            s.text === "websocket.status.worker-down: signal SIGKILL"));
         await waitFor("a new worker", () => bridge.isReady() && bridge.child && bridge.child.pid !== oldPid, ms(5000));
         const again = await connectClient(wsUrl(helper, "/relay"));
         again.send("after restart");

@@ -27,6 +27,15 @@ const FIRST_RESTART_MS = 200;
 const MAX_RESTART_MS = 30000;
 const STABLE_AFTER_MS = 30000;
 const PENDING_HANDOFF_TIMEOUT_MS = 30000;
+const DEFAULT_FLOW_WINDOW = 1000;
+const DEFAULT_FLOW_WINDOW_BYTES = 8 * 1024 * 1024;
+
+const FIXES = {
+    "python-missing": "Fix: install Python 3.9+ with venv (Debian/Ubuntu: apt install python3 python3-venv) " +
+        "or set pyWebsocketListenerPython in settings.js, then deploy again.",
+    "install-failed": "Fix: allow access to PyPI, or set pyWebsocketListenerPython to an interpreter that " +
+        "already has websockets and msgpack, then deploy again.",
+};
 
 const fallbackLog = {
     info: (m) => console.log(m), warn: (m) => console.warn(m), error: (m) => console.error(m),
@@ -65,6 +74,8 @@ class WorkerBridge {
         this.startedAt = 0;
         this.workerInfo = null;
         this.exitHookInstalled = false;
+        this.unacked = 0;
+        this.ackScheduled = false;
     }
 
     /** Latest settings and logger (each Node-RED load brings its own RED). */
@@ -228,7 +239,7 @@ class WorkerBridge {
             });
             python = prepared.python;
         } catch (err) {
-            this.log.error(`[python-websocket] ${err.message}`);
+            this.log.error(`[python-websocket] ${err.message}. ${FIXES[err.code] || ""}`.trim());
             this._failPending();
             this._setState("failed", { code: err.code || "python-missing", message: err.message });
             return;
@@ -348,13 +359,25 @@ class WorkerBridge {
             if (waiter) waiter();
             return;
         }
+        if (kind === "stream_pause" || kind === "stream_resume") {
+            const socket = this.streams.get(frame[1]);
+            if (socket) {
+                if (kind === "stream_pause") socket.pause();
+                else socket.resume();
+            }
+            return;
+        }
         const owner = this.owners.get(frame[1]);
-        if (!owner) return;
+        if (!owner) {
+            if (kind === "message") this._countForAck();
+            return;
+        }
         const handler = owner.handler;
         const sid = frame[2] === undefined ? null : frame[2];
         switch (kind) {
         case "message": {
             const data = typeof frame[3] === "string" ? frame[3] : asBuffer(frame[3]);
+            this._countForAck();
             handler.message(sid, data);
             break;
         }
@@ -385,6 +408,11 @@ class WorkerBridge {
         this.workerInfo = info;
         this.startedAt = Date.now();
         this.log.info(`[python-websocket] worker ${info.pid} ready (Python ${info.python}, websockets ${info.websockets})`);
+        this.unacked = 0;
+        this._write(["configure", {
+            flow_window: this.settings.pyWebsocketListenerFlowWindow || DEFAULT_FLOW_WINDOW,
+            flow_window_bytes: this.settings.pyWebsocketListenerFlowWindowBytes || DEFAULT_FLOW_WINDOW_BYTES,
+        }]);
         this._setState("ready");
         for (const owner of this.owners.values()) {
             if (!owner.removing) this._declare(owner);
@@ -392,6 +420,26 @@ class WorkerBridge {
         const pending = this.pendingConnections;
         this.pendingConnections = [];
         for (const item of pending) this._deliver(item);
+    }
+
+    /**
+     * Flow control: acknowledge delivered messages from a setImmediate, so acknowledgements slow
+     * down exactly when Node-RED's event loop falls behind and the worker stops reading sockets.
+     */
+    _countForAck() {
+        this.unacked++;
+        if (!this.ackScheduled) {
+            this.ackScheduled = true;
+            setImmediate(() => {
+                this.ackScheduled = false;
+                const count = this.unacked;
+                this.unacked = 0;
+                if (count > 0 && this.events) {
+                    this.outQueue.push(encodeFrame(["ack", count]));
+                    this._flush();
+                }
+            });
+        }
     }
 
     _declare(owner) {

@@ -7,7 +7,7 @@
 
 const { Encoder, Decoder } = require("@msgpack/msgpack");
 
-const PROTOCOL_VERSION = 1;
+const PROTOCOL_VERSION = 2;
 const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
 const HEADER_BYTES = 4;
 

@@ -1,0 +1,131 @@
+/**
+ * A real `node-red` process for end-to-end tests: a fresh user directory in /tmp with this
+ * checkout linked into its node_modules (or a package installed by the caller), an ephemeral
+ * port on 127.0.0.1, the admin API and the editor's comms socket.
+ */
+"use strict";
+
+const childProcess = require("child_process");
+const fs = require("fs");
+const net = require("net");
+const os = require("os");
+const path = require("path");
+const WebSocket = require("ws");
+const { waitFor, ms } = require("./harness");
+
+const ROOT = path.resolve(__dirname, "..", "..");
+
+function freePort() {
+    return new Promise((resolve) => {
+        const server = net.createServer().listen(0, "127.0.0.1", () => {
+            const { port } = server.address();
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+class NodeRedProcess {
+    /** options: userDir (default: a new temp dir with this checkout linked), settings (object literal source), env */
+    constructor(options = {}) {
+        this.options = options;
+        this.output = "";
+        this.child = null;
+    }
+
+    async start() {
+        this.port = await freePort();
+        this.userDir = this.options.userDir || fs.mkdtempSync(path.join(os.tmpdir(), "pyws-nr-"));
+        this.ownsUserDir = !this.options.userDir;
+        const link = path.join(this.userDir, "node_modules", "node-red-contrib-python-websocket");
+        if (!this.options.userDir) {
+            fs.mkdirSync(path.dirname(link), { recursive: true });
+            fs.symlinkSync(ROOT, link, "dir");
+        }
+        const extra = this.options.settings || "";
+        fs.writeFileSync(path.join(this.userDir, "settings.js"),
+            `module.exports = { uiHost: "127.0.0.1", uiPort: ${this.port}, flowFile: "flows.json", ` +
+            `credentialSecret: false, logging: { console: { level: "info" } }, ${extra} };\n`);
+        const env = Object.assign({}, process.env, this.options.env || {});
+        for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
+        this.child = childProcess.spawn(process.execPath, [require.resolve("node-red/red.js"), "-u", this.userDir,
+            "-s", path.join(this.userDir, "settings.js")], { env, stdio: ["ignore", "pipe", "pipe"] });
+        this.child.stdout.on("data", (chunk) => { this.output += chunk; });
+        this.child.stderr.on("data", (chunk) => { this.output += chunk; });
+        await waitFor("Node-RED to start", () => this.output.includes("Started flows") || this.child.exitCode !== null,
+            ms(60000));
+        if (this.child.exitCode !== null) throw new Error(`node-red exited:\n${this.output}`);
+        return this;
+    }
+
+    async api(method, urlPath, body, headers = {}) {
+        const response = await fetch(`http://127.0.0.1:${this.port}${urlPath}`, {
+            method,
+            headers: Object.assign({ "Content-Type": "application/json", Accept: "application/json" }, headers),
+            body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        const text = await response.text();
+        let parsed = text;
+        try { parsed = text ? JSON.parse(text) : null; } catch (_) { /* not JSON */ }
+        return { status: response.status, body: parsed };
+    }
+
+    /** Deploys nodes (tab added) with the given deployment type; returns the nodes deployed. */
+    async deploy(nodes, type = "full") {
+        const result = await this.api("POST", "/flows", nodes, { "Node-RED-Deployment-Type": type });
+        if (![200, 204].includes(result.status)) throw new Error(`deploy failed: ${JSON.stringify(result.body)}`);
+        return nodes;
+    }
+
+    /** Statuses published to the editor, as {id, status} records, from the comms socket. */
+    async watchStatuses() {
+        const statuses = [];
+        const comms = new WebSocket(`ws://127.0.0.1:${this.port}/comms`);
+        await new Promise((resolve, reject) => {
+            comms.once("open", resolve);
+            comms.once("error", reject);
+        });
+        comms.send(JSON.stringify({ subscribe: "status/#" }));
+        comms.on("message", (data) => {
+            for (const event of [].concat(JSON.parse(data.toString()))) {
+                if (event.topic && event.topic.startsWith("status/")) {
+                    statuses.push({ id: event.topic.slice(7), status: event.data });
+                }
+            }
+        });
+        this.comms = comms;
+        return statuses;
+    }
+
+    workerPids() {
+        try {
+            return childProcess.execFileSync("pgrep", ["-P", String(this.child.pid)]).toString().trim()
+                .split(/\s+/).filter(Boolean).map(Number);
+        } catch (_) {
+            return [];
+        }
+    }
+
+    async stop(signal = "SIGTERM") {
+        if (this.comms) this.comms.terminate();
+        if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
+            const exited = new Promise((resolve) => this.child.once("exit", resolve));
+            this.child.kill(signal);
+            await exited;
+        }
+    }
+
+    cleanup() {
+        if (this.ownsUserDir) fs.rmSync(this.userDir, { recursive: true, force: true });
+    }
+}
+
+function alive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    } catch (_) {
+        return false;
+    }
+}
+
+module.exports = { NodeRedProcess, freePort, alive, ROOT };
