@@ -102,6 +102,7 @@ module.exports = function (RED) {
         node._inputNodes = [];
         node._users = new Set();
         node._clients = {};
+        node.clientCount = 0; // Object.keys(_clients) per open/close costs O(n) at thousands of clients
         node.isServer = !/^ws{1,2}:\/\//i.test(node.path);
         node.closing = false;
         node.tls = n.tls;
@@ -130,7 +131,8 @@ module.exports = function (RED) {
         const listenerEvents = {
             open(sid) {
                 node._clients[sid] = true;
-                node.emit("opened", { count: Object.keys(node._clients).length, id: sid });
+                node.clientCount++;
+                node.emit("opened", { count: node.clientCount, id: sid });
             },
             message(sid, data) {
                 node.handleEvent(sid, data);
@@ -140,7 +142,8 @@ module.exports = function (RED) {
                     return;
                 }
                 delete node._clients[sid];
-                node.emit("closed", { count: Object.keys(node._clients).length, id: sid });
+                node.clientCount--;
+                node.emit("closed", { count: node.clientCount, id: sid });
             },
             error(sid, text) {
                 node.emit("erro", { err: new Error(text), id: sid });
@@ -261,6 +264,7 @@ module.exports = function (RED) {
                 }
                 node._inputNodes = [];
                 node._clients = {};
+                node.clientCount = 0;
                 const id = node.ownerId;
                 node.ownerId = null;
                 (id === null ? Promise.resolve() : bridge.remove(id)).then(() => done());

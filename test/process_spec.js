@@ -24,8 +24,10 @@ function echoFlow(listenPath = "/echo", name = "") {
 }
 
 async function echoOnce(red, listenPath, text) {
+    // POST /flows answers before the new nodes run; until then the path is nobody's and an
+    // upgrade to it stays unanswered (as with the core nodes), so retry with a short timeout.
     const ws = await waitFor("the listener", () =>
-        connectClient(`ws://127.0.0.1:${red.port}${listenPath}`).catch(() => null));
+        connectClient(`ws://127.0.0.1:${red.port}${listenPath}`, { handshakeTimeout: 500 }).catch(() => null));
     ws.send(text);
     await waitFor("the echo", () => ws.received.length >= 1);
     await delay(200);

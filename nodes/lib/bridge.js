@@ -25,7 +25,9 @@ const HELLO_TIMEOUT_MS = 30000;
 const CLOSE_TIMEOUT_MS = 3000;
 const FIRST_RESTART_MS = 200;
 const MAX_RESTART_MS = 30000;
-const STABLE_AFTER_MS = 30000;
+// A worker that served this long before it died is replaced at once; one that dies sooner (or
+// before it said hello) is crash-looping, and its restarts back off.
+const STABLE_AFTER_MS = 2000;
 const PENDING_HANDOFF_TIMEOUT_MS = 30000;
 const DEFAULT_FLOW_WINDOW = 1000;
 const DEFAULT_FLOW_WINDOW_BYTES = 8 * 1024 * 1024;
@@ -87,7 +89,7 @@ class WorkerBridge {
     /** Declare an endpoint ("listen") or client connection ("connect"); returns its id. */
     add(kind, options, handler) {
         const id = this.nextOwnerId++;
-        this.owners.set(id, { id, kind, options, handler, removing: false });
+        this.owners.set(id, { id, kind, options, handler, removing: false, listening: false });
         if (this.state === "ready") {
             this._declare(this.owners.get(id));
         } else {
@@ -106,6 +108,11 @@ class WorkerBridge {
             return Promise.resolve();
         }
         owner.removing = true;
+        for (const item of this.pendingConnections.filter((pending) => pending.id === id)) {
+            clearTimeout(item.timer);
+            item.socket.destroy();
+        }
+        this.pendingConnections = this.pendingConnections.filter((pending) => pending.id !== id);
         if (this.state !== "ready") {
             this.owners.delete(id);
             return Promise.resolve();
@@ -155,7 +162,8 @@ class WorkerBridge {
         const extra = proxied ? [["X-Forwarded-For", socket.remoteAddress || ""],
             ["X-Forwarded-Proto", socket.encrypted ? "https" : "http"]] : null;
         const item = { id, sid, request: rebuildRequest(req, extra), head: bytes, socket, proxied };
-        if (this.state === "ready" && this.child) {
+        const owner = this.owners.get(id);
+        if (this.state === "ready" && this.child && owner && owner.listening) {
             this._deliver(item);
             return;
         }
@@ -190,8 +198,12 @@ class WorkerBridge {
             return;
         }
         const meta = { e: item.id, s: item.sid, r: item.request, h: item.head.toString("base64") };
+        // keepOpen, then close Node's copy of the fd ourselves once it is on its way: without
+        // keepOpen Node books the socket as "detached" under the server's address key, which
+        // collides for servers on port 0 and leaves server.close() waiting forever.
         try {
-            this.child.send(meta, item.socket, (err) => {
+            this.child.send(meta, item.socket, { keepOpen: true }, (err) => {
+                item.socket.destroy();
                 if (err) {
                     this.log.warn(`[python-websocket] could not hand a connection to the worker: ${err.message}`);
                 }
@@ -354,6 +366,10 @@ class WorkerBridge {
             }
             return;
         }
+        if (kind === "listening") {
+            this._onListening(frame[1]);
+            return;
+        }
         if (kind === "closed") {
             const waiter = this.closeWaiters.get(frame[1]);
             if (waiter) waiter();
@@ -417,9 +433,16 @@ class WorkerBridge {
         for (const owner of this.owners.values()) {
             if (!owner.removing) this._declare(owner);
         }
-        const pending = this.pendingConnections;
-        this.pendingConnections = [];
-        for (const item of pending) this._deliver(item);
+    }
+
+    /** The worker serves owner now: hand over the connections that waited for it. */
+    _onListening(id) {
+        const owner = this.owners.get(id);
+        if (!owner) return;
+        owner.listening = true;
+        const waiting = this.pendingConnections.filter((item) => item.id === id);
+        this.pendingConnections = this.pendingConnections.filter((item) => item.id !== id);
+        for (const item of waiting) this._deliver(item);
     }
 
     /**
@@ -463,6 +486,7 @@ class WorkerBridge {
         this.restartDelay = Math.min(this.restartDelay * 2, MAX_RESTART_MS);
         this.log.error(`[python-websocket] the Python worker stopped (${why}); restarting in ${delay} ms`);
         for (const owner of this.owners.values()) {
+            owner.listening = false;
             if (!owner.removing) owner.handler.workerLost();
         }
         this._setState("restarting", { message: why });

@@ -1,4 +1,5 @@
-"""Shared test helpers: a scaled timing unit, an event recorder, loopback sockets, a raw client."""
+"""Shared test helpers: a scaled timing unit, an event recorder, loopback sockets, a raw client,
+an endpoint harness with real clients, and Node's acknowledgements (flow control)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.frames import Frame
 from websockets.http11 import Response
 from websockets.uri import parse_uri
+
+from websocket_worker.endpoints import Endpoint, Endpoints
+from websocket_worker.flow import FlowControl
 
 # Like websockets' tests/utils.py: slow machines set WEBSOCKET_WORKER_TESTS_TIMEOUT_FACTOR.
 TIMEOUT_FACTOR = float(os.environ.get("WEBSOCKET_WORKER_TESTS_TIMEOUT_FACTOR", "1"))
@@ -59,6 +64,9 @@ class Events:
     def of(self, kind: str) -> list[list[Any]]:
         return [frame for frame in self.frames if frame[0] == kind]
 
+    def without(self, *kinds: str) -> list[list[Any]]:
+        return [frame for frame in self.frames if frame[0] not in kinds]
+
     async def get(self, kind: str, *fields: Any, timeout: float = WAIT) -> list[Any]:
         """The next frame of ``kind`` (whose first fields equal ``fields``) not returned yet."""
         loop = asyncio.get_running_loop()
@@ -78,6 +86,36 @@ class Events:
             waiter = loop.create_future()
             self._waiters.append(waiter)
             await asyncio.wait({waiter}, timeout=remaining)
+
+
+class Acknowledger:
+    """Node's side of flow control: acks the message events seen, from a later loop iteration
+    (the bridge acks from ``setImmediate`` after a batch). Off until :attr:`on` is set."""
+
+    def __init__(self, flow: FlowControl) -> None:
+        self.flow = flow
+        self.on = False
+        self.pending = 0
+        self._scheduled = False
+
+    def __call__(self, frame: list[Any]) -> None:
+        if frame[0] == "message":
+            self.pending += 1
+            self._schedule()
+
+    def start(self) -> None:
+        self.on = True
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self.on and self.pending and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._ack)
+
+    def _ack(self) -> None:
+        self._scheduled = False
+        count, self.pending = self.pending, 0
+        self.flow.ack(count)
 
 
 def server_socket() -> socket.socket:
@@ -122,6 +160,69 @@ def handshake_request(path: str = "/", extra: str = "") -> bytes:
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
         f"{extra}\r\n"
     ).encode()
+
+
+class Harness:
+    """An endpoint registry, a listening socket whose connections it adopts, and clients."""
+
+    def __init__(self, flow: FlowControl | None = None) -> None:
+        self.flow = flow if flow is not None else FlowControl()
+        self.acks = Acknowledger(self.flow)
+        self.acks.on = flow is None  # a test giving its flow control acks by hand
+        self.events = Events(hook=self._hook)
+        self.logs: list[tuple[str, str]] = []
+        self.registry = Endpoints(
+            self.events, lambda level, text: self.logs.append((level, text)), self.flow
+        )
+        self.listener = server_socket()
+        self.echo = False
+        self.clients: list[ClientConnection] = []
+
+    def _hook(self, frame: list[Any]) -> None:
+        self.acks(frame)
+        if self.echo and frame[0] == "message":
+            self.registry.send(frame[1], frame[2], frame[3])
+
+    def endpoint(self, owner: int) -> Endpoint:
+        endpoint = self.registry.get(owner)
+        assert endpoint is not None
+        return endpoint
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{port_of(self.listener)}/ws"
+
+    async def accept(self, owner: int, sid: str) -> socket.socket:
+        """Accept the next connection and hand it to the registry as ``sid``; returns it."""
+        conn = await accept(self.listener)
+        self.registry.adopt(owner, sid, conn)
+        return conn
+
+    async def connect(self, owner: int = 1, sid: str = "s1", **kwargs: Any) -> ClientConnection:
+        """Connect a client; the accepted socket is handed to the registry as ``sid``."""
+        kwargs.setdefault("compression", None)
+        client = asyncio.ensure_future(connect(self.url, open_timeout=WAIT, **kwargs))
+        await self.accept(owner, sid)
+        ws = await asyncio.wait_for(client, WAIT)
+        self.clients.append(ws)
+        return ws
+
+    async def raw(self, owner: int, sid: str, request: bytes) -> bytes:
+        """Send ``request`` on a plain TCP connection; return everything until the server closes."""
+        reader, writer = await asyncio.open_connection(*self.listener.getsockname())
+        await self.accept(owner, sid)
+        writer.write(request)
+        try:
+            return await asyncio.wait_for(reader.read(), WAIT)
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        self.acks.start()  # let paused sessions read their closing handshake
+        for ws in self.clients:
+            await ws.close()
+        await self.registry.aclose(timeout=0.1)
+        self.listener.close()
 
 
 class SansIOClient:

@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -168,8 +168,8 @@ async def test_handshake_timeout(clients: tuple[Clients, Events]) -> None:
         assert await events.get("close") == ["close", 1, None, 1006, ""]
 
 
-async def handshake_then_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Complete the WebSocket handshake by hand, then ignore every frame (pings included)."""
+async def complete_handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer the WebSocket handshake by hand."""
     request = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
     key = next(
         line.split(":", 1)[1].strip()
@@ -181,8 +181,20 @@ async def handshake_then_ignore(reader: asyncio.StreamReader, writer: asyncio.St
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         + f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
     )
+
+
+async def handshake_then_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Complete the WebSocket handshake by hand, then ignore every frame (pings included)."""
+    await complete_handshake(reader, writer)
     while await reader.read(65536):
         pass
+
+
+async def handshake_then_stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Complete the WebSocket handshake by hand, then never read again (TCP pushes back)."""
+    await complete_handshake(reader, writer)
+    cast(asyncio.ReadTransport, writer.transport).pause_reading()  # uvloop's: no subclass
+    await writer.wait_closed()
 
 
 async def test_heartbeat_timeout(clients: tuple[Clients, Events]) -> None:

@@ -5,74 +5,15 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Opcode
 
-from websocket_worker.endpoints import Endpoint, EndpointOptions, Endpoints
+from websocket_worker.endpoints import EndpointOptions
 
-from .conftest import (
-    MS,
-    WAIT,
-    Events,
-    accept,
-    handshake_request,
-    port_of,
-    read_request,
-    server_socket,
-)
-
-
-class Harness:
-    """An endpoint registry, a listening socket whose connections it adopts, and clients."""
-
-    def __init__(self) -> None:
-        self.events = Events(hook=self._hook)
-        self.logs: list[tuple[str, str]] = []
-        self.registry = Endpoints(self.events, lambda level, text: self.logs.append((level, text)))
-        self.listener = server_socket()
-        self.echo = False
-        self.clients: list[ClientConnection] = []
-
-    def _hook(self, frame: list[Any]) -> None:
-        if self.echo and frame[0] == "message":
-            self.registry.send(frame[1], frame[2], frame[3])
-
-    def endpoint(self, owner: int) -> Endpoint:
-        endpoint = self.registry.get(owner)
-        assert endpoint is not None
-        return endpoint
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{port_of(self.listener)}/ws"
-
-    async def connect(self, owner: int = 1, sid: str = "s1", **kwargs: Any) -> ClientConnection:
-        """Connect a client; the accepted socket is handed to the registry as ``sid``."""
-        kwargs.setdefault("compression", None)
-        client = asyncio.ensure_future(connect(self.url, open_timeout=WAIT, **kwargs))
-        self.registry.adopt(owner, sid, await accept(self.listener))
-        ws = await asyncio.wait_for(client, WAIT)
-        self.clients.append(ws)
-        return ws
-
-    async def raw(self, owner: int, sid: str, request: bytes) -> bytes:
-        """Send ``request`` on a plain TCP connection; return everything until the server closes."""
-        reader, writer = await asyncio.open_connection(*self.listener.getsockname())
-        self.registry.adopt(owner, sid, await accept(self.listener))
-        writer.write(request)
-        try:
-            return await asyncio.wait_for(reader.read(), WAIT)
-        finally:
-            writer.close()
-
-    async def close(self) -> None:
-        for ws in self.clients:
-            await ws.close()
-        await self.registry.aclose(timeout=0.1)
-        self.listener.close()
+from .conftest import MS, WAIT, Harness, SansIOClient, accept, handshake_request, read_request
 
 
 @pytest.fixture
@@ -81,6 +22,16 @@ async def harness() -> AsyncIterator[Harness]:
     harness.registry.listen(1, {"path": "/ws"})
     yield harness
     await harness.close()
+
+
+async def test_listen_is_answered_with_listening(harness: Harness) -> None:
+    """Each listen (also one updating options) is answered with listening: sockets handed over
+    on fd 3 travel apart from the commands, so Node waits for it; a bad listen gets none."""
+    assert harness.events.frames == [["listening", 1]]
+    harness.registry.listen(1, {"max_size": 10})
+    with pytest.raises(ValueError):
+        harness.registry.listen(2, {"max_size": -1})
+    assert harness.events.frames == [["listening", 1], ["listening", 1]]
 
 
 async def test_handshake_emits_open(harness: Harness) -> None:
@@ -199,7 +150,7 @@ async def test_send_to_unknown_session_or_owner_is_dropped(harness: Harness) -> 
     harness.registry.send(1, "nobody", "x")
     harness.registry.send(99, None, "x")
     harness.registry.close_session(1, "nobody", 1000, "")
-    assert harness.events.frames == []
+    assert harness.events.without("listening") == []
 
 
 async def test_subprotocol_first_offered(harness: Harness) -> None:
@@ -248,21 +199,21 @@ async def test_unlisten_is_bounded(harness: Harness) -> None:
 async def test_unlisten_unknown_owner_still_answers(harness: Harness) -> None:
     """unlisten of an owner that does not exist answers closed at once."""
     harness.registry.unlisten(42)
-    assert harness.events.frames == [["closed", 42]]
+    assert harness.events.without("listening") == [["closed", 42]]
 
 
 async def test_non_websocket_request_gets_4xx(harness: Harness) -> None:
     """A plain HTTP request gets an HTTP error (426) and no event."""
     response = await harness.raw(1, "h", b"GET /ws HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 426 ")
-    assert harness.events.frames == []
+    assert harness.events.without("listening") == []
 
 
 async def test_garbage_request_gets_400(harness: Harness) -> None:
     """Bytes that are not HTTP at all get 400 Bad Request and no event."""
     response = await harness.raw(1, "g", b"\x16\x03\x01garbage\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 400 ")
-    assert harness.events.frames == []
+    assert harness.events.without("listening") == []
 
 
 async def test_unknown_owner_gets_404(harness: Harness) -> None:
@@ -270,7 +221,7 @@ async def test_unknown_owner_gets_404(harness: Harness) -> None:
     with pytest.raises(InvalidStatus) as info:
         await harness.connect(owner=77)
     assert info.value.response.status_code == 404
-    assert harness.events.frames == []
+    assert harness.events.without("listening") == []
 
 
 async def test_handshake_timeout(harness: Harness) -> None:
@@ -280,7 +231,7 @@ async def test_handshake_timeout(harness: Harness) -> None:
     harness.registry.adopt(5, "slow", await accept(harness.listener))
     assert await asyncio.wait_for(reader.read(), WAIT) == b""
     writer.close()
-    assert harness.events.frames == []
+    assert harness.events.without("listening") == []
     assert harness.endpoint(5).sessions == {}
 
 
@@ -351,3 +302,30 @@ async def test_adopted_tcp_socket_gets_nodelay(harness: Harness) -> None:
     harness.registry.adopt(1, "n1", conn)
     harness.clients.append(await asyncio.wait_for(client, WAIT))
     assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+async def test_ping_flood_is_answered_and_other_sessions_keep_working(harness: Harness) -> None:
+    """10,000 pings in one burst are all answered, in order, and another session meanwhile
+    goes on echoing; pings are not messages (nothing reported, nothing to acknowledge)."""
+    harness.echo = True
+    other = await harness.connect(sid="other")
+    client = SansIOClient("ws://localhost/ws")
+    reader, writer = await asyncio.open_connection(*harness.listener.getsockname())
+    await harness.accept(1, "flood")
+    writer.write(client.outgoing())
+    while client.response is None:
+        client.receive(await asyncio.wait_for(reader.read(65536), WAIT))
+    for n in range(10_000):
+        client.protocol.send_ping(b"%d" % n)
+    writer.write(client.outgoing())
+    await other.send("still here")
+    assert await asyncio.wait_for(other.recv(), WAIT) == "still here"
+    while len(client.frames) < 10_000:
+        data = await asyncio.wait_for(reader.read(65536), WAIT)
+        assert data, "the session closed"
+        client.receive(data)
+    assert [frame.data for frame in client.frames] == [b"%d" % n for n in range(10_000)]
+    assert {frame.opcode for frame in client.frames} == {Opcode.PONG}
+    assert [frame[2] for frame in harness.events.of("message")] == ["other"]
+    assert harness.flow.outstanding == 0
+    writer.close()

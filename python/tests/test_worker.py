@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -16,12 +17,23 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 
 from websocket_worker.ipc import PROTOCOL_VERSION, FrameDecoder, encode_frame
 from websocket_worker.worker import Worker
 
-from .conftest import WAIT, Events, SansIOClient, accept, port_of, read_request, server_socket
+from .conftest import (
+    WAIT,
+    Events,
+    SansIOClient,
+    accept,
+    free_port,
+    handshake_request,
+    port_of,
+    read_request,
+    server_socket,
+)
+from .test_clients import handshake_then_stall, tcp_server
 
 PYTHON_DIR = Path(__file__).resolve().parents[1]
 
@@ -34,7 +46,7 @@ def test_hello_comes_first() -> None:
     worker.attach(events)
     assert events.kinds() == ["hello", "log"]
     info = events.frames[0][1]
-    assert info["protocol"] == PROTOCOL_VERSION == 1
+    assert info["protocol"] == PROTOCOL_VERSION == 2
     assert info["pid"] == os.getpid()
     assert {"python", "websockets"} <= set(info)
 
@@ -63,6 +75,16 @@ async def test_bad_commands_are_logged_and_dropped(frame: list[Any], level: str)
     await events.get("closed", 1)
 
 
+async def test_listen_is_answered_once_with_listening() -> None:
+    """The dispatcher answers each good listen with exactly one listening, a bad one with a log."""
+    events = Events()
+    worker = Worker(events)
+    worker.dispatch(["listen", 1, {"path": "/a"}])
+    worker.dispatch(["listen", 2, {"path": "/b", "write_limit": -1}])
+    assert events.frames[0] == ["listening", 1]
+    assert [frame[:2] for frame in events.frames[1:]] == [["log", "error"]]
+
+
 async def test_invalid_close_code_is_a_bad_command() -> None:
     """close_session with a code WebSocket forbids is logged; the session stays open."""
     events = Events()
@@ -84,6 +106,114 @@ async def test_log_texts_hold_no_payload() -> None:
     worker.dispatch(["connect", 2, {"url": "ws://x/", "headers": [["Authorization", 7]]}])
     assert len(events.frames) == 2
     assert all("SECRET" not in f[2] and "Authorization" not in f[2] for f in events.frames)
+
+
+SECRETS = ("SECRET-HEADER", "SECRET-PASS", "SECRET-QUERY", "SECRET-PAYLOAD")
+
+
+async def test_no_log_or_error_holds_a_secret(caplog: pytest.LogCaptureFixture) -> None:
+    """Through rejected, invalid, refused, proxied and dropped client connections carrying an
+    Authorization header, and sessions failing on secret payloads, no log or error text (events
+    or the worker's own logging) holds a header value, URL credential or query, or payload."""
+    caplog.set_level(logging.DEBUG, logger="websocket_worker")
+    caplog.set_level(logging.WARNING)  # what reaches stderr of the real worker
+    events = Events()
+    worker = Worker(events)
+    headers = [["Authorization", "Bearer SECRET-HEADER"], ["X-Api-Key", "SECRET-HEADER"]]
+
+    def connect_to(owner: int, url: str, **options: Any) -> None:
+        options = {"headers": headers, "reconnect_delay": 60, "handshake_timeout": WAIT, **options}
+        worker.dispatch(["connect", owner, {"url": url, **options}])
+
+    async def echo_rejection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")  # the proxy or server repeats it all
+        status = (
+            b"407 Proxy Authentication Required"
+            if request.startswith(b"CONNECT")
+            else b"401 Unauthorized"
+        )
+        writer.write(b"HTTP/1.1 " + status + b"\r\nX-Echo: " + request.replace(b"\r\n", b" ")
+                     + b"\r\nContent-Length: %d\r\n\r\n" % len(request) + request)  # fmt: skip
+        await writer.drain()
+        writer.close()
+
+    async def bad_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: SECRET-HEADER\r\n\r\n"
+        )
+        await writer.wait_closed()
+
+    credentials = "user:SECRET-PASS@"
+    query = "?token=SECRET-QUERY"
+    async with tcp_server(echo_rejection) as rejecting, tcp_server(bad_accept) as invalid:
+        async with tcp_server(handshake_then_stall) as stalling:
+            connect_to(10, f"ws://{credentials}127.0.0.1:{rejecting}/a{query}")
+            connect_to(11, f"ws://{credentials}127.0.0.1:{invalid}/b{query}")
+            connect_to(12, f"ws://{credentials}127.0.0.1:{free_port()}/c{query}")
+            connect_to(13, f"ws://{credentials}127.0.0.1:SECRET-QUERY/d")
+            connect_to(
+                14, f"ws://127.0.0.1:{free_port()}/e{query}",
+                proxy=f"http://{credentials}127.0.0.1:{rejecting}",
+            )  # fmt: skip
+            connect_to(15, f"ws://{credentials}127.0.0.1:{stalling}/f{query}", write_limit=1024)
+            await events.get("open", 15)
+            for _ in range(10_000):  # until the stalled server's connection is dropped
+                if ["close", 15, None, 1006, ""] in events.frames:
+                    break
+                worker.dispatch(["send", 15, None, "SECRET-PAYLOAD" * 10_000])
+                await asyncio.sleep(0)
+            for owner in range(10, 16):
+                await events.get("close", owner)
+
+        # Sessions failing on secret payloads: invalid UTF-8, too big, a bad close frame.
+        worker.dispatch(["listen", 1, {"path": "/ws", "max_size": 64}])
+        for sid, frame in (
+            ("utf8", Frame(Opcode.TEXT, b"SECRET-PAYLOAD\xff")),
+            ("size", Frame(Opcode.TEXT, b"SECRET-PAYLOAD" * 10)),
+            ("close", Frame(Opcode.CLOSE, b"\x03\xe7SECRET-PAYLOAD")),  # code 999
+        ):
+            client = SansIOClient("ws://localhost/ws")
+            worker.dispatch(["stream_open", 1, sid, client.outgoing(), b""])
+            worker.dispatch(["stream_data", sid, frame.serialize(mask=True)])
+            await events.get("close", 1, sid)
+
+        # A session whose peer stopped reading, dropped while a secret is broadcast.
+        worker.dispatch(["listen", 2, {"path": "/slow", "write_limit": 1024}])
+        listener = server_socket()
+        peer = socket.create_connection(listener.getsockname())
+        peer.setblocking(False)
+        worker.endpoints.adopt(2, "slow", await accept(listener))
+        peer.sendall(handshake_request("/slow"))
+        await events.get("open", 2, "slow")
+        for _ in range(10_000):  # until the session is dropped
+            if ["close", 2, "slow", 1006, ""] in events.frames:
+                break
+            worker.dispatch(["send", 2, None, b"SECRET-PAYLOAD" * 10_000])
+            await asyncio.sleep(0)
+        peer.close()
+        listener.close()
+
+    # Bad commands carrying secrets.
+    for bad in (
+        ["send", "1", None, "SECRET-PAYLOAD"],
+        ["send", 1, 7, "SECRET-PAYLOAD"],
+        ["stream_data", 5, b"SECRET-PAYLOAD"],
+        ["configure", {"flow_window": "SECRET-PAYLOAD"}],
+        ["connect", 20, {"url": "ws://x/", "headers": headers, "heartbeat": "SECRET-PAYLOAD"}],
+        ["listen", 21, {"path": "/x", "subprotocols": "SECRET-PAYLOAD"}],
+    ):
+        worker.dispatch(bad)
+
+    errors = [frame[3] for frame in events.of("error")]
+    logs = [frame[2] for frame in events.of("log")]
+    assert len(errors) == 6 + 3 + 1 and len(logs) == 2 + 6
+    texts = errors + logs + [record.getMessage() for record in caplog.records]
+    texts += [record.exc_text or "" for record in caplog.records]
+    leaks = [text for text in texts if any(secret in text for secret in SECRETS)]
+    assert leaks == []
+    await worker.aclose()
 
 
 # End to end: the real entry point in a subprocess.
@@ -169,11 +299,13 @@ async def bridge() -> AsyncIterator[Bridge]:
 
 
 async def test_worker_end_to_end(bridge: Bridge) -> None:
-    """hello first; byte-proxied and handed-over sessions echo; a client connects; EOF on fd 4
-    ends the worker with exit code 0."""
+    """hello first; byte-proxied and handed-over sessions echo under a one-message flow window
+    acked as the bridge does; a client connects; EOF on fd 4 ends the worker with exit code 0."""
     hello = await bridge.next("hello")
     assert hello[1]["protocol"] == PROTOCOL_VERSION
     assert hello[1]["pid"] == bridge.process.pid
+    # Flow control as the bridge does it: a window of one message, each acked once delivered.
+    bridge.send(["configure", {"flow_window": 1, "flow_window_bytes": 1 << 20}])
 
     # Listener over the byte proxy: handshake, a message in, a reply out.
     client = SansIOClient("ws://localhost/ws")
@@ -184,6 +316,7 @@ async def test_worker_end_to_end(bridge: Bridge) -> None:
     client.protocol.send_text(b"ping me")
     bridge.send(["stream_data", "s1", client.outgoing()], ["send", 1, "s1", "pong you"])
     assert await bridge.next("message") == ["message", 1, "s1", "ping me"]
+    bridge.send(["ack", 1])
     client.receive((await bridge.next("stream_data"))[2])
     assert [(f.opcode, f.data) for f in client.frames] == [(Opcode.TEXT, b"pong you")]
 
@@ -201,6 +334,7 @@ async def test_worker_end_to_end(bridge: Bridge) -> None:
         bridge.send(["connect", 2, {"url": f"ws://127.0.0.1:{port}/"}])
         assert await bridge.next("open") == ["open", 2, None, {"subprotocol": None}]
         assert await bridge.next("message") == ["message", 2, None, "hi from server"]
+        bridge.send(["ack", 1])
         bridge.send(["disconnect", 2])
         assert (await bridge.next("close"))[:4] == ["close", 2, None, 1000]
         assert await bridge.next("closed") == ["closed", 2]
@@ -222,6 +356,7 @@ async def test_worker_end_to_end(bridge: Bridge) -> None:
         assert await bridge.next("open") == ["open", 3, "h1", {"subprotocol": None}]
         await ws.send(b"handed over")
         assert await bridge.next("message") == ["message", 3, "h1", b"handed over"]
+        bridge.send(["ack", 1])
         bridge.send(["send", 3, None, "broadcast"])
         assert await asyncio.wait_for(ws.recv(), WAIT) == "broadcast"
     assert (await bridge.next("close"))[:4] == ["close", 3, "h1", 1000]

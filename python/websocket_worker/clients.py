@@ -3,7 +3,13 @@
 timeout. Built on ``websockets.asyncio.client.connect``.
 
 Events per attempt: ``open``, ``message``s, ``close``; or ``error`` then ``close`` when the
-attempt fails or the heartbeat times out. ``disconnect`` ends with ``closed``.
+attempt fails, the heartbeat times out or the server stops reading (``write_limit``).
+``disconnect`` ends with ``closed``.
+
+Flow control: while the worker's :class:`~websocket_worker.flow.FlowControl` is paused a
+connection takes no message from its websockets connection, whose queue then fills (``max_queue``)
+and stops reading the socket, so TCP pushes back on the server. The heartbeat does not count
+pongs that could not be read meanwhile.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection as WebSocketClientConnection
 from websockets.asyncio.client import connect
@@ -33,7 +40,13 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import OPEN
 from websockets.typing import Subprotocol
 
-from .endpoints import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_SIZE
+from .endpoints import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_WRITE_LIMIT,
+    size_option,
+)
+from .flow import FlowControl
 from .tls import TlsOptions, build_ssl_context
 
 __all__ = [
@@ -43,6 +56,7 @@ __all__ = [
     "ClientOptions",
     "Clients",
     "describe_error",
+    "safe_url",
 ]
 
 DEFAULT_RECONNECT_DELAY = 3.0
@@ -52,6 +66,7 @@ DISCONNECT_TIMEOUT = 2.0
 CLOSE_TIMEOUT = 1.5
 
 Emit = Callable[[list[Any]], None]
+Log = Callable[[str, str], None]
 
 logger = logging.getLogger("websocket_worker.clients")
 
@@ -79,6 +94,7 @@ class ClientOptions:
     reconnect_delay: float = DEFAULT_RECONNECT_DELAY
     max_size: int | None = DEFAULT_MAX_SIZE
     compression: bool = False
+    write_limit: int | None = DEFAULT_WRITE_LIMIT
 
     @classmethod
     def from_dict(cls, options: Any) -> ClientOptions:
@@ -103,11 +119,8 @@ class ClientOptions:
         proxy = options.get("proxy")
         if proxy is not None and not isinstance(proxy, str):
             raise ValueError("proxy must be a string or nil")
-        max_size = options.get("max_size", DEFAULT_MAX_SIZE)
-        if max_size is None:
-            max_size = DEFAULT_MAX_SIZE
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0:
-            raise ValueError("max_size must be an integer >= 0 (0 = no limit)")
+        max_size = size_option(options, "max_size", DEFAULT_MAX_SIZE)
+        write_limit = size_option(options, "write_limit", DEFAULT_WRITE_LIMIT)
         compression = options.get("compression") or False
         if not isinstance(compression, bool):
             raise ValueError("compression must be a boolean")
@@ -125,9 +138,19 @@ class ClientOptions:
             proxy=proxy or None,
             handshake_timeout=timeout or None,
             reconnect_delay=reconnect_delay,
-            max_size=max_size or None,
+            max_size=max_size,
             compression=compression,
+            write_limit=write_limit,
         )
+
+
+def safe_url(url: str) -> str:
+    """``url`` for a log: scheme, host, port and path; no credentials, query or fragment."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "client connection"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def describe_error(exc: BaseException) -> str:
@@ -150,6 +173,8 @@ def describe_error(exc: BaseException) -> str:
         return f"TLS certificate verify failed: {exc.verify_message}"
     if isinstance(exc, (OSError, InvalidHandshake)):
         return str(exc) or type(exc).__name__
+    if isinstance(exc, ValueError):  # urllib on a bad port or host: its text quotes the URL
+        return "invalid URL"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -172,13 +197,23 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 class ClientConnection:
     """One client connection, reconnecting until :meth:`stop`."""
 
-    def __init__(self, owner: int, options: ClientOptions, emit: Emit) -> None:
+    def __init__(
+        self,
+        owner: int,
+        options: ClientOptions,
+        emit: Emit,
+        flow: FlowControl | None = None,
+        log: Log | None = None,
+    ) -> None:
         self.owner = owner
         self.options = options
         self._emit = emit
+        self._flow = flow if flow is not None else FlowControl()
+        self._log = log or (lambda level, text: None)
         self._websocket: _WatchedConnection | None = None
         self._stopping = False
-        self._timed_out = False
+        self._stop_requested: asyncio.Future[None] | None = None
+        self._failure: str | None = None  # the error of the connection being served
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -190,14 +225,36 @@ class ClientConnection:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def send(self, data: str | bytes) -> None:
-        """Send one message if open; otherwise drop it (the bridge knows the state)."""
+        """Send one message if open; otherwise drop it (the bridge knows the state).
+
+        Never waits: when what earlier sends left unsent is over ``write_limit``, the server is
+        not reading and the connection is dropped instead (then retried after the delay).
+        """
         ws = self._websocket
-        if ws is not None and ws.state is OPEN:
-            broadcast([ws], data)
+        if ws is None or ws.state is not OPEN:
+            return
+        transport = ws.transport
+        if transport.is_closing():
+            return
+        limit = self.options.write_limit
+        if limit is not None:
+            queued = transport.get_write_buffer_size()
+            if queued > limit:
+                self._failure = f"outgoing buffer over {limit} bytes: the peer is not reading"
+                self._log(
+                    "warn",
+                    f"{safe_url(self.options.url)}: the server stopped reading; "
+                    f"dropped the connection after {queued} bytes queued",
+                )
+                transport.abort()  # the receive loop reports error and close 1006
+                return
+        broadcast([ws], data)
 
     async def stop(self, timeout: float = DISCONNECT_TIMEOUT) -> None:
         """Close with 1000 and stop reconnecting, within ``timeout``."""
         self._stopping = True
+        if self._stop_requested is not None and not self._stop_requested.done():
+            self._stop_requested.set_result(None)  # a paused receive loop reads the close
         task = self._task
         if task is None or task.done():
             return
@@ -258,15 +315,21 @@ class ClientConnection:
 
     async def _serve(self, ws: _WatchedConnection) -> None:
         self._websocket = ws
-        self._timed_out = False
+        self._failure = None
         self._emit(["open", self.owner, None, {"subprotocol": ws.subprotocol}])
         heartbeat = None
         if self.options.heartbeat > 0:
             heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(ws))
+        flow = self._flow
+        owner = self.owner
+        emit = self._emit
         try:
             while True:
+                if flow.paused:
+                    await self._flow_paused(ws)
                 message = await ws.recv()
-                self._emit(["message", self.owner, None, message])
+                emit(["message", owner, None, message])
+                flow.count(len(message))  # str: characters, not UTF-8 bytes
         except ConnectionClosed:
             pass
         finally:
@@ -275,18 +338,35 @@ class ClientConnection:
                 heartbeat.cancel()
             if ws.close_code is None:  # cancelled (disconnect timed out): drop it
                 ws.transport.abort()
-            if self._timed_out:
-                self._emit(["error", self.owner, None, "timeout"])
-            code = ws.close_code if ws.close_code is not None else CloseCode.ABNORMAL_CLOSURE
-            self._emit(["close", self.owner, None, int(code), ws.close_reason or ""])
+            if self._failure is not None:
+                self._emit(["error", self.owner, None, self._failure])
+            code, reason = ws.close_code, ws.close_reason or ""
+            if code is None or self._failure is not None:  # we dropped it
+                code, reason = CloseCode.ABNORMAL_CLOSURE, ""
+            self._emit(["close", self.owner, None, int(code), reason])
+
+    async def _flow_paused(self, ws: _WatchedConnection) -> None:
+        """Wait while the flow is paused; not when the connection ends or must close: what
+        was read is then delivered and the close reported."""
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.get_running_loop().create_future()
+        lost = ws.connection_lost_waiter
+        while self._flow.paused and not self._stopping and not lost.done():
+            await asyncio.wait(
+                {self._flow.wait(), lost, self._stop_requested},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
 
     async def _heartbeat(self, ws: _WatchedConnection) -> None:
         """Like core's ``hb``: ping every interval; no ping or pong since the last one → drop."""
         interval = self.options.heartbeat
         while True:
             await asyncio.sleep(interval)
+            if self._flow.paused:
+                ws.awaiting_heartbeat = False  # not reading: a pong may be waiting unread
+                continue
             if ws.awaiting_heartbeat:
-                self._timed_out = True
+                self._failure = "timeout"
                 ws.transport.abort()
                 return
             ws.awaiting_heartbeat = True
@@ -301,8 +381,11 @@ class ClientConnection:
 class Clients:
     """Registry of client connections by owner."""
 
-    def __init__(self, emit: Emit) -> None:
+    def __init__(self, emit: Emit, flow: FlowControl | None = None, log: Log | None = None) -> None:
         self._emit = emit
+        self._log = log
+        #: The worker's flow control, shared by every connection.
+        self.flow = flow if flow is not None else FlowControl()
         self._connections: dict[int, ClientConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -316,7 +399,9 @@ class Clients:
         """Start a client connection; a second ``connect`` for a live owner is an error."""
         if owner in self._connections:
             raise ValueError(f"client {owner} is already connected")
-        connection = ClientConnection(owner, ClientOptions.from_dict(options), self._emit)
+        connection = ClientConnection(
+            owner, ClientOptions.from_dict(options), self._emit, self.flow, self._log
+        )
         self._connections[owner] = connection
         connection.start()
 

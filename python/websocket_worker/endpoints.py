@@ -3,7 +3,8 @@
 An :class:`Endpoint` is one declared listener path (an ``owner``) with its options and sessions;
 :class:`Endpoints` is the registry the dispatcher talks to. Sessions come in as handed-over sockets
 (:meth:`Endpoints.adopt`) or as byte-proxy streams (:meth:`Endpoints.stream_open`); both run the
-same :class:`~websocket_worker.session.ServerSession`.
+same :class:`~websocket_worker.session.ServerSession`. Every session reads under the worker's one
+:class:`~websocket_worker.flow.FlowControl`.
 """
 
 from __future__ import annotations
@@ -21,21 +22,26 @@ from websockets.extensions.base import ServerExtensionFactory
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.frames import CloseCode, Frame, Opcode
 
+from .flow import FlowControl
 from .session import ServerSession, WriteBatch, select_subprotocol
 from .stream import StreamTransport
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_SIZE",
+    "DEFAULT_WRITE_LIMIT",
     "UNLISTEN_TIMEOUT",
     "Endpoint",
     "EndpointOptions",
     "Endpoints",
+    "size_option",
 ]
 
 #: Largest incoming message by default: 100 MiB, like Node-RED's core WebSocket nodes.
 DEFAULT_MAX_SIZE = 100 * 1024 * 1024
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+#: Unsent outgoing bytes above which a session (or client connection) is dropped: 16 MiB.
+DEFAULT_WRITE_LIMIT = 16 * 1024 * 1024
 #: Seconds ``unlisten`` waits for sessions to finish their closing handshake before dropping them.
 UNLISTEN_TIMEOUT = 2.0
 
@@ -45,6 +51,16 @@ Emit = Callable[[list[Any]], None]
 Log = Callable[[str, str], None]
 
 logger = logging.getLogger("websocket_worker.endpoints")
+
+
+def size_option(options: dict[str, Any], key: str, default: int) -> int | None:
+    """A byte size option: an integer >= 0, 0 meaning no limit (None)."""
+    value = options.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key} must be an integer >= 0 (0 = no limit)")
+    return value or None
 
 
 def _number(options: dict[str, Any], key: str, default: float | None) -> float | None:
@@ -67,6 +83,7 @@ class EndpointOptions:
     compression: bool = False
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
     subprotocols: tuple[str, ...] | None = None
+    write_limit: int | None = DEFAULT_WRITE_LIMIT
 
     @classmethod
     def from_dict(cls, options: Any) -> EndpointOptions:
@@ -78,11 +95,8 @@ class EndpointOptions:
         path = options.get("path", "")
         if not isinstance(path, str):
             raise ValueError("path must be a string")
-        max_size = options.get("max_size", DEFAULT_MAX_SIZE)
-        if max_size is None:
-            max_size = DEFAULT_MAX_SIZE
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0:
-            raise ValueError("max_size must be an integer >= 0 (0 = no limit)")
+        max_size = size_option(options, "max_size", DEFAULT_MAX_SIZE)
+        write_limit = size_option(options, "write_limit", DEFAULT_WRITE_LIMIT)
         compression = options.get("compression", False)
         if compression is None:
             compression = False
@@ -97,10 +111,11 @@ class EndpointOptions:
             raise ValueError("subprotocols must be a list of strings or nil")
         return cls(
             path=path,
-            max_size=max_size or None,
+            max_size=max_size,
             compression=compression,
             handshake_timeout=timeout or None,
             subprotocols=None if subprotocols is None else tuple(subprotocols),
+            write_limit=write_limit,
         )
 
 
@@ -108,11 +123,17 @@ class Endpoint:
     """One declared listener endpoint and its sessions, by sid."""
 
     def __init__(
-        self, owner: int, options: EndpointOptions, emit: Emit, batch: WriteBatch | None = None
+        self,
+        owner: int,
+        options: EndpointOptions,
+        emit: Emit,
+        batch: WriteBatch | None = None,
+        flow: FlowControl | None = None,
     ) -> None:
         self.owner = owner
         self.emit = emit
         self.batch = batch if batch is not None else WriteBatch()
+        self.flow = flow if flow is not None else FlowControl()
         self.sessions: dict[str, ServerSession] = {}
         self._all_gone: asyncio.Future[None] | None = None
         self.configure(options)
@@ -124,6 +145,11 @@ class Endpoint:
         self._extensions: Sequence[ServerExtensionFactory] | None = (
             enable_server_permessage_deflate(None) if options.compression else None
         )
+
+    @property
+    def name(self) -> str:
+        """The endpoint in logs: its path."""
+        return self.options.path or f"endpoint {self.owner}"
 
     def new_session(self, sid: str, request: bytes = b"", head: bytes = b"") -> ServerSession:
         session = ServerSession(self, sid, request=request, head=head, extensions=self._extensions)
@@ -137,7 +163,11 @@ class Endpoint:
             self._all_gone.set_result(None)
 
     def send(self, sid: str | None, data: str | bytes) -> None:
-        """Send to one session, or to every open session when ``sid`` is None."""
+        """Send to one session, or to every open session when ``sid`` is None.
+
+        A broadcast writes to each session's transport without waiting; a session over its
+        ``write_limit`` is dropped on the way and the others still get the frame.
+        """
         if sid is not None:
             session = self.sessions.get(sid)
             if session is not None:
@@ -186,9 +216,11 @@ class _NotFound(asyncio.Protocol):
 class Endpoints:
     """Registry of endpoints by owner, plus the byte-proxy streams by sid."""
 
-    def __init__(self, emit: Emit, log: Log | None = None) -> None:
+    def __init__(self, emit: Emit, log: Log | None = None, flow: FlowControl | None = None) -> None:
         self._emit = emit
         self._log = log or (lambda level, text: None)
+        #: The worker's flow control, shared by every session.
+        self.flow = flow if flow is not None else FlowControl()
         self._endpoints: dict[int, Endpoint] = {}
         self._streams: dict[str, StreamTransport] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -204,13 +236,18 @@ class Endpoints:
     # Endpoint commands.
 
     def listen(self, owner: int, options: Any) -> None:
-        """Declare an endpoint (a second ``listen`` for the same owner updates its options)."""
+        """Declare an endpoint (a second ``listen`` for the same owner updates its options).
+
+        Answered with ``["listening", owner]``: sockets handed over on fd 3 travel apart from
+        the commands, so Node hands over the endpoint's sockets only after that.
+        """
         parsed = EndpointOptions.from_dict(options)
         endpoint = self._endpoints.get(owner)
         if endpoint is None:
-            self._endpoints[owner] = Endpoint(owner, parsed, self._emit, self.batch)
+            self._endpoints[owner] = Endpoint(owner, parsed, self._emit, self.batch, self.flow)
         else:
             endpoint.configure(parsed)  # sessions already there keep theirs
+        self._emit(["listening", owner])
 
     def unlisten(self, owner: int) -> None:
         """Forget the endpoint, close its sessions with 1001, then emit ``closed``."""

@@ -5,6 +5,13 @@ reassembled into whole messages here (no coroutine per message) and reported as 
 the protocol wants to send is flushed to the transport after every step. A session reports
 ``open`` once the handshake succeeded and then exactly one ``close``; a session that never opened
 reports nothing.
+
+Flow control (:mod:`.flow`): an open session is a reader of the worker's
+:class:`~websocket_worker.flow.FlowControl`. Paused, it stops reading its transport and holds the
+frames it had already parsed (a read can hold thousands), delivering them in order on resume, or
+before its ``close`` if the connection ends first. Slow readers: a session whose transport holds
+more than ``write_limit`` unsent bytes when it is written to again is dropped (``error``, a
+``warn`` log, close 1006); it never makes a broadcast wait.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
-from websockets.protocol import CLOSED, CONNECTING, OPEN
+from websockets.protocol import CLOSED, CONNECTING, OPEN, Event
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
@@ -29,6 +36,9 @@ __all__ = ["CLOSE_TIMEOUT", "ServerSession", "WriteBatch", "select_subprotocol"]
 
 #: Seconds a session waits for the peer to close TCP after the closing handshake.
 CLOSE_TIMEOUT = 10.0
+#: asyncio's (and uvloop's) default high-water mark of a transport's write buffer: above it the
+#: transport calls ``pause_writing``, which is when the write limit is checked.
+HIGH_WATER = 64 * 1024
 
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
@@ -108,11 +118,17 @@ class ServerSession(asyncio.Protocol):
             max_size=options.max_size,
         )
         self.transport: asyncio.Transport | None = None
+        self.flow = endpoint.flow
+        self.write_limit = options.write_limit
         self.opened = False
         self.finished = False
         self._preface = (request, head)
         self._response_sent = False
         self._error_reported = False
+        self._failed = False  # the connection was failed: ignore the frames after
+        self._held: list[Event] = []  # parsed while the flow was paused
+        self._writes_paused = False  # the transport buffer is over its high-water mark
+        self._dropped = False  # for not reading: close 1006 whatever the protocol says
         self._fragments: list[bytes] | None = None
         self._fragments_text = False
         self._handshake_timer: asyncio.TimerHandle | None = None
@@ -150,6 +166,11 @@ class ServerSession(asyncio.Protocol):
         if state is OPEN:
             self.protocol.send_close(code, reason)
             self._flush()
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                # Read the peer's close even while the flow is paused (messages before it are
+                # held): unlisten must not wait for an ack.
+                transport.resume_reading()
         elif state is CONNECTING and self.transport is not None:
             self.transport.abort()
 
@@ -159,10 +180,31 @@ class ServerSession(asyncio.Protocol):
             self.transport.abort()
         self.connection_lost(None)
 
+    # Flow control (a :class:`~websocket_worker.flow.Reader` once open).
+
+    def flow_pause(self) -> None:
+        transport = self.transport
+        if self.protocol.state is OPEN and transport is not None and not transport.is_closing():
+            transport.pause_reading()  # not while closing: the peer's close must be read
+
+    def flow_resume(self) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            self._handle(held)
+            if not self._held:
+                self._report_parser_error()
+            self._flush()
+        transport = self.transport
+        if transport is not None and not self.flow.paused and not transport.is_closing():
+            transport.resume_reading()
+
     # asyncio.Protocol.
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's: no subclass
+        limit = self.write_limit
+        if limit is not None and limit < HIGH_WATER:
+            transport.set_write_buffer_limits(high=limit)  # so that pause_writing comes in time
         timeout = self.endpoint.options.handshake_timeout
         if timeout:
             loop = asyncio.get_running_loop()
@@ -187,17 +229,38 @@ class ServerSession(asyncio.Protocol):
         self.protocol.receive_eof()  # idempotent; makes the state CLOSED
         self._finish()
 
+    def pause_writing(self) -> None:
+        self._writes_paused = True
+
+    def resume_writing(self) -> None:
+        self._writes_paused = False
+
     # Internals.
 
     def _process_events(self) -> None:
-        failed = False
-        for event in self.protocol.events_received():
-            if isinstance(event, Request):
-                self._handshake(event)
-            elif not failed and isinstance(event, Frame):
-                failed = not self._on_frame(event)
-        self._report_parser_error()
+        events = self.protocol.events_received()
+        if self._held:
+            self._held.extend(events)  # behind what is already held, in order
+        elif events:
+            self._handle(events)
+        if not self._held:
+            self._report_parser_error()  # after the messages before the bad frame
         self._flush()
+
+    def _handle(self, events: list[Event], force: bool = False) -> None:
+        """Handle parsed events in order; while the flow is paused, hold the frames left."""
+        flow = self.flow
+        for index, event in enumerate(events):
+            if isinstance(event, Frame):
+                if self._failed:
+                    continue
+                if flow.paused and not force:
+                    self._held = events[index:]
+                    return
+                if not self._on_frame(event):
+                    self._failed = True
+            elif isinstance(event, Request):
+                self._handshake(event)
 
     def _handshake(self, request: Request) -> None:
         protocol = self.protocol
@@ -210,6 +273,7 @@ class ServerSession(asyncio.Protocol):
             self.endpoint.emit(
                 ["open", self.endpoint.owner, self.sid, {"subprotocol": protocol.subprotocol}]
             )
+            self.flow.add(self)  # paused at once when the flow is
         else:
             logger.debug("session %s: handshake rejected (%d)", self.sid, response.status_code)
 
@@ -240,6 +304,7 @@ class ServerSession(asyncio.Protocol):
         else:
             message = data if type(data) is bytes else bytes(data)
         self.endpoint.emit(["message", self.endpoint.owner, self.sid, message])
+        self.flow.count(len(data))  # payload bytes: UTF-8 bytes for text
         return True
 
     def _report_parser_error(self) -> None:
@@ -266,6 +331,8 @@ class ServerSession(asyncio.Protocol):
             return
         transport = self.transport
         if transport is not None and not transport.is_closing():
+            if self._writes_paused and self._over_write_limit(transport):
+                return
             transport.write(data)
 
     def write_out(self) -> None:
@@ -273,7 +340,29 @@ class ServerSession(asyncio.Protocol):
         out, self._out = self._out, []
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
+            if self._writes_paused and self._over_write_limit(transport):
+                return
             transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _over_write_limit(self, transport: asyncio.Transport) -> bool:
+        """Drop the session when what earlier writes left unsent is over ``write_limit``.
+
+        Checked before each write, so one message larger than the limit still goes to a peer
+        that reads; the next write finds out whether it did.
+        """
+        limit = self.write_limit
+        if limit is None:
+            return False
+        queued = transport.get_write_buffer_size()
+        if queued <= limit:
+            return False
+        self._dropped = True
+        self._report_error(f"outgoing buffer over {limit} bytes: the peer is not reading")
+        endpoint = self.endpoint
+        text = f"{endpoint.name}: a client stopped reading; dropped it after {queued} bytes queued"
+        endpoint.emit(["log", "warn", text])
+        self.abort()
+        return True
 
     def _flush(self) -> None:
         """Move what the protocol wants to send to the transport (EOF and close included)."""
@@ -285,10 +374,14 @@ class ServerSession(asyncio.Protocol):
             # The request was not HTTP at all: websockets only hangs up; answer 400 first.
             self._response_sent = True
             self._write(BAD_REQUEST)
+        chunks: list[bytes] = []
         for data in writes:
             if data:
-                self._write(data)
+                chunks.append(data)  # a ping flood: thousands of pongs, one write
                 continue
+            if chunks:
+                self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+                chunks = []
             self.write_out()  # what was queued goes before the EOF
             if transport.can_write_eof():
                 try:
@@ -297,6 +390,8 @@ class ServerSession(asyncio.Protocol):
                     transport.close()
             else:
                 transport.close()
+        if chunks:
+            self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         if self.protocol.state is CLOSED:
             self.write_out()
             transport.close()
@@ -324,8 +419,16 @@ class ServerSession(asyncio.Protocol):
             self._close_timer.cancel()
             self._close_timer = None
         if self.opened:
+            self.flow.discard(self)
+            if self._held:  # read before the end: delivered, if over the window
+                held, self._held = self._held, []
+                self._handle(held, force=True)
+                self._report_parser_error()
             protocol = self.protocol
-            code = int(protocol.close_code or CloseCode.ABNORMAL_CLOSURE)
-            reason = protocol.close_reason or ""
+            if self._dropped:
+                code, reason = int(CloseCode.ABNORMAL_CLOSURE), ""
+            else:
+                code = int(protocol.close_code or CloseCode.ABNORMAL_CLOSURE)
+                reason = protocol.close_reason or ""
             self.endpoint.emit(["close", self.endpoint.owner, self.sid, code, reason])
         self.endpoint.session_finished(self)

@@ -3,6 +3,12 @@
 Writes become ``["stream_data", sid, bytes]`` events, closing becomes ``["stream_end", sid]``;
 ``stream_data`` / ``stream_end`` commands are fed back in. The same :class:`ServerSession` runs on
 top of it as on a handed-over socket.
+
+Flow control: ``pause_reading`` / ``resume_reading`` become ``["stream_pause", sid]`` /
+``["stream_resume", sid]`` for Node to pause its socket. Bytes already on their way when Node
+paused still arrive as ``stream_data`` and are fed to the session, which holds their messages until
+the flow resumes. Node's socket buffers what it writes; here nothing is queued, so
+``get_write_buffer_size`` is always 0 and a relayed session is never over its ``write_limit``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class StreamTransport(asyncio.Transport):
         self._on_lost = on_lost
         self._closing = False
         self._lost = False
+        self._paused = False
         self._loop = asyncio.get_running_loop()
 
     # Node's side.
@@ -87,16 +94,21 @@ class StreamTransport(asyncio.Transport):
         self._protocol = protocol
 
     def is_reading(self) -> bool:
-        return not self._closing
+        return not self._closing and not self._paused
 
     def pause_reading(self) -> None:
-        pass  # no flow control over the channel
+        if not self._closing and not self._paused:
+            self._paused = True
+            self._emit(["stream_pause", self.sid])
 
     def resume_reading(self) -> None:
-        pass
+        if self._paused:
+            self._paused = False
+            if not self._closing:
+                self._emit(["stream_resume", self.sid])
 
     def get_write_buffer_size(self) -> int:
-        return 0
+        return 0  # what Node's socket has not sent yet is Node's to bound
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         pass

@@ -1,5 +1,8 @@
 """The dispatcher: turns command frames into calls on endpoints and clients (docs/protocol.md).
 
+It owns the worker's one :class:`~websocket_worker.flow.FlowControl`, shared by every listener
+session and client connection, and feeds it ``configure`` and ``ack``.
+
 Every command is checked before it is acted on; a bad one is reported as a ``log`` event and
 dropped, it never stops the worker. Log texts name the command and the problem, never a payload
 or a header value.
@@ -20,6 +23,7 @@ from websockets.version import version as websockets_version
 
 from .clients import Clients
 from .endpoints import Endpoints
+from .flow import FlowControl
 from .ipc import PROTOCOL_VERSION, FrameError
 
 __all__ = ["CommandError", "Worker", "versions"]
@@ -79,11 +83,14 @@ class Worker:
     def __init__(self, send: Emit | None = None) -> None:
         self._send = send
         self._backlog: list[list[Any]] = []
-        self.endpoints = Endpoints(self.emit, self.log)
-        self.clients = Clients(self.emit)
+        self.flow = FlowControl()
+        self.endpoints = Endpoints(self.emit, self.log, self.flow)
+        self.clients = Clients(self.emit, self.flow, self.log)
         self._commands: dict[str, tuple[int, Callable[..., None]]] = {
             "send": (3, self._cmd_send),
+            "ack": (1, self._cmd_ack),
             "stream_data": (2, self._cmd_stream_data),
+            "configure": (1, self._cmd_configure),
             "listen": (2, self._cmd_listen),
             "unlisten": (1, self._cmd_unlisten),
             "close_session": (4, self._cmd_close_session),
@@ -156,11 +163,21 @@ class Worker:
         else:
             self.clients.send(owner, data)
 
+    def _cmd_ack(self, count: Any) -> None:
+        if type(count) is not int or count < 0:
+            raise CommandError("count must be an integer >= 0")
+        excess = self.flow.ack(count)
+        if excess:
+            self.log("warn", f"ack for {excess} more messages than were outstanding ignored")
+
+    def _cmd_configure(self, options: Any) -> None:
+        self.flow.configure(options)
+
     def _cmd_listen(self, owner: Any, options: Any) -> None:
         owner = _owner(owner)
         if owner in self.clients:
             raise CommandError(f"owner {owner} is a client connection")
-        self.endpoints.listen(owner, options)
+        self.endpoints.listen(owner, options)  # answers listening
 
     def _cmd_unlisten(self, owner: Any) -> None:
         self.endpoints.unlisten(_owner(owner))

@@ -28,9 +28,9 @@ async function waitFor(what, check, timeout = ms(5000)) {
 }
 
 /** A real WebSocket client that records what it receives. */
-function connectClient(url, { protocols, headers } = {}) {
+function connectClient(url, { protocols, headers, handshakeTimeout } = {}) {
     return new Promise((resolve, reject) => {
-        const ws = new WebSocket(url, protocols, { headers });
+        const ws = new WebSocket(url, protocols, { headers, handshakeTimeout });
         ws.received = [];
         ws.on("message", (data, isBinary) => ws.received.push(isBinary ? data : data.toString()));
         ws.once("open", () => resolve(ws));

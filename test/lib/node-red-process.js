@@ -24,8 +24,20 @@ function freePort() {
     });
 }
 
+/** A new temp user directory with this checkout linked into node_modules, as the palette would install it. */
+function linkedUserDir(prefix = "pyws-nr-") {
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    const link = path.join(userDir, "node_modules", "node-red-contrib-python-websocket");
+    fs.mkdirSync(path.dirname(link), { recursive: true });
+    fs.symlinkSync(ROOT, link, "dir");
+    return userDir;
+}
+
 class NodeRedProcess {
-    /** options: userDir (default: a new temp dir with this checkout linked), settings (object literal source), env */
+    /**
+     * options: userDir (default: a new temp dir with this checkout linked), settings (object
+     * literal source), env, nodeArgs (node's own flags, e.g. --expose-gc)
+     */
     constructor(options = {}) {
         this.options = options;
         this.output = "";
@@ -34,20 +46,16 @@ class NodeRedProcess {
 
     async start() {
         this.port = await freePort();
-        this.userDir = this.options.userDir || fs.mkdtempSync(path.join(os.tmpdir(), "pyws-nr-"));
+        this.userDir = this.options.userDir || linkedUserDir();
         this.ownsUserDir = !this.options.userDir;
-        const link = path.join(this.userDir, "node_modules", "node-red-contrib-python-websocket");
-        if (!this.options.userDir) {
-            fs.mkdirSync(path.dirname(link), { recursive: true });
-            fs.symlinkSync(ROOT, link, "dir");
-        }
         const extra = this.options.settings || "";
         fs.writeFileSync(path.join(this.userDir, "settings.js"),
             `module.exports = { uiHost: "127.0.0.1", uiPort: ${this.port}, flowFile: "flows.json", ` +
             `credentialSecret: false, logging: { console: { level: "info" } }, ${extra} };\n`);
         const env = Object.assign({}, process.env, this.options.env || {});
         for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
-        this.child = childProcess.spawn(process.execPath, [require.resolve("node-red/red.js"), "-u", this.userDir,
+        this.child = childProcess.spawn(process.execPath, [...(this.options.nodeArgs || []),
+            require.resolve("node-red/red.js"), "-u", this.userDir,
             "-s", path.join(this.userDir, "settings.js")], { env, stdio: ["ignore", "pipe", "pipe"] });
         this.child.stdout.on("data", (chunk) => { this.output += chunk; });
         this.child.stderr.on("data", (chunk) => { this.output += chunk; });
@@ -96,9 +104,11 @@ class NodeRedProcess {
         return statuses;
     }
 
+    /** The worker processes (not the short-lived Python probes run before a start). */
     workerPids() {
         try {
-            return childProcess.execFileSync("pgrep", ["-P", String(this.child.pid)]).toString().trim()
+            return childProcess.execFileSync("pgrep", ["-P", String(this.child.pid), "-f", "websocket_worker"])
+                .toString().trim()
                 .split(/\s+/).filter(Boolean).map(Number);
         } catch (_) {
             return [];
@@ -128,4 +138,4 @@ function alive(pid) {
     }
 }
 
-module.exports = { NodeRedProcess, freePort, alive, ROOT };
+module.exports = { NodeRedProcess, freePort, linkedUserDir, alive, ROOT };

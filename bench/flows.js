@@ -1,0 +1,121 @@
+/**
+ * The benchmark's flows, built once with Node-RED's core WebSocket node types, and the
+ * conversion to this package's nodes by renaming `type` only (nothing else changes):
+ *   websocket-listener → py-websocket-listener, websocket-client → py-websocket-client,
+ *   websocket in → py-websocket in, websocket out → py-websocket out.
+ */
+"use strict";
+
+const crypto = require("crypto");
+
+const TO_OURS = {
+    "websocket-listener": "py-websocket-listener",
+    "websocket-client": "py-websocket-client",
+    "websocket in": "py-websocket in",
+    "websocket out": "py-websocket out",
+};
+
+const PATHS = { echo: "/bench/echo", fanout: "/bench/fanout", trigger: "/bench/trigger", idle: "/bench/idle" };
+const COUNT_URL = "/bench/count";
+
+function id() {
+    return crypto.randomBytes(8).toString("hex");
+}
+
+function tab(label) {
+    return { id: id(), type: "tab", label, disabled: false, info: "" };
+}
+
+function listener(path) {
+    return { id: id(), type: "websocket-listener", path, wholemsg: "false" };
+}
+
+function client(url) {
+    return { id: id(), type: "websocket-client", path: url, tls: "", wholemsg: "false", hb: "0", subprotocol: "",
+        headers: [] };
+}
+
+function wsIn(z, config, wires = []) {
+    const server = config.type === "websocket-listener";
+    return { id: id(), type: "websocket in", z, name: "", server: server ? config.id : "",
+        client: server ? "" : config.id, x: 200, y: 100, wires: [wires] };
+}
+
+function wsOut(z, config) {
+    const server = config.type === "websocket-listener";
+    return { id: id(), type: "websocket out", z, name: "", server: server ? config.id : "",
+        client: server ? "" : config.id, x: 600, y: 100, wires: [] };
+}
+
+function fn(z, name, func, wires = []) {
+    return { id: id(), type: "function", z, name, func, outputs: 1, timeout: 0, noerr: 0, initialize: "",
+        finalize: "", libs: [], x: 400, y: 100, wires: [wires] };
+}
+
+/** Scenarios 1 and 2: every message received on /bench/echo goes back to its sender (_session). */
+function echoFlow() {
+    const t = tab("bench echo");
+    const l = listener(PATHS.echo);
+    const out = wsOut(t.id, l);
+    return [t, l, wsIn(t.id, l, [out.id]), out];
+}
+
+/**
+ * Scenario 3: a text message "N" on /bench/trigger makes a function send N 64-byte messages
+ * without _session to the out node of /bench/fanout, i.e. N broadcasts to its clients.
+ */
+function broadcastFlow() {
+    const t = tab("bench broadcast");
+    const fan = listener(PATHS.fanout);
+    const trig = listener(PATHS.trigger);
+    const out = wsOut(t.id, fan);
+    const burst = fn(t.id, "broadcast N", [
+        "const n = parseInt(String(msg.payload), 10) || 0;",
+        "const pad = \"x\".repeat(58);",
+        "for (let i = 0; i < n; i++) {",
+        "    node.send({ payload: String(i).padStart(6, \"0\") + pad });",
+        "}",
+        "return null;",
+    ].join("\n"), [out.id]);
+    return [t, fan, trig, out, burst, wsIn(t.id, trig, [burst.id])];
+}
+
+/** Scenario 4: a listener on /bench/idle with an in node; the clients only connect. */
+function idleFlow() {
+    const t = tab("bench idle");
+    const l = listener(PATHS.idle);
+    return [t, l, wsIn(t.id, l)];
+}
+
+/**
+ * Scenario 5: a client connection to the load generator's server; a function counts what the
+ * in node delivers (flow context `benchCount`) and, at `total`, sends "done:<count>" back over
+ * the same connection. GET /bench/count answers the count so far.
+ */
+function ingestFlow(url, total) {
+    const t = tab("bench ingest");
+    const c = client(url);
+    const out = wsOut(t.id, c);
+    const counter = fn(t.id, "count", [
+        "const count = (flow.get(\"benchCount\") || 0) + 1;",
+        "flow.set(\"benchCount\", count);",
+        `if (count === ${total}) {`,
+        "    return { payload: \"done:\" + count };",
+        "}",
+        "return null;",
+    ].join("\n"), [out.id]);
+    const response = { id: id(), type: "http response", z: t.id, name: "", statusCode: "", headers: {}, x: 600,
+        y: 200, wires: [] };
+    const report = fn(t.id, "report count", "msg.payload = { count: flow.get(\"benchCount\") || 0 };\nreturn msg;",
+        [response.id]);
+    const httpIn = { id: id(), type: "http in", z: t.id, name: "", url: COUNT_URL, method: "get", upload: false,
+        swaggerDoc: "", x: 200, y: 200, wires: [[report.id]] };
+    return [t, c, wsIn(t.id, c, [counter.id]), counter, out, httpIn, report, response];
+}
+
+/** The same flow with this package's node types: only `type` changes. */
+function toOurs(nodes) {
+    return nodes.map((node) => Object.assign({}, node, { type: TO_OURS[node.type] || node.type }));
+}
+
+module.exports = { echoFlow, broadcastFlow, idleFlow, ingestFlow, toOurs, PATHS, COUNT_URL, TO_OURS };

@@ -1,0 +1,99 @@
+/**
+ * Summaries and the printed report: median with min–max per figure and implementation, the
+ * ours/core ratio, marks for runs that crashed, stalled or lost messages, and the load
+ * generator's CPU next to the server's.
+ */
+"use strict";
+
+function median(values) {
+    const sorted = values.slice().sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function stats(values) {
+    const present = values.filter((v) => typeof v === "number" && Number.isFinite(v));
+    if (!present.length) return null;
+    return { median: median(present), min: Math.min(...present), max: Math.max(...present), n: present.length };
+}
+
+function fmt(value) {
+    if (value === null || value === undefined || !Number.isFinite(value)) return "–";
+    const abs = Math.abs(value);
+    if (abs >= 1000) return Math.round(value).toLocaleString("en-US");
+    if (abs >= 100) return value.toFixed(0);
+    if (abs >= 10) return value.toFixed(1);
+    if (abs >= 1) return value.toFixed(2);
+    if (abs === 0) return "0";
+    return value.toPrecision(2);
+}
+
+/**
+ * rows: [{figure, label, better}] in print order; runs: [{impl, scenario, figures, problems}].
+ * Returns the summary: [{figure, label, better, core: stats, ours: stats, ratio, marks}].
+ */
+function summarize(figureDefs, runs) {
+    return figureDefs.map((def) => {
+        const row = { figure: def.key, label: def.label, better: def.better || null };
+        for (const impl of ["core", "ours"]) {
+            const mine = runs.filter((run) => run.impl === impl && run.scenario === def.scenario);
+            row[impl] = stats(mine.map((run) => run.figures[def.key]));
+            row[impl + "Problems"] = mine.filter((run) => run.problems.length).length;
+            row[impl + "Runs"] = mine.length;
+        }
+        row.ratio = row.core && row.ours && row.core.median ? row.ours.median / row.core.median : null;
+        return row;
+    });
+}
+
+function cell(s, problems, runs) {
+    if (!runs) return "not run";
+    if (!s) return problems ? `– ! ${problems}/${runs}` : "n/a";
+    const range = s.n > 1 ? ` (${fmt(s.min)}–${fmt(s.max)})` : "";
+    return `${fmt(s.median)}${range}${problems ? ` ! ${problems}/${runs}` : ""}`;
+}
+
+function table(header, rows) {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+    const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i])))
+        .join(" | ");
+    return [line(header), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.map(line)].join("\n");
+}
+
+function mainTable(summary) {
+    const rows = summary.map((row) => [
+        row.label + (row.better === "higher" ? " ↑" : row.better === "lower" ? " ↓" : ""),
+        cell(row.core, row.coreProblems, row.coreRuns),
+        cell(row.ours, row.oursProblems, row.oursRuns),
+        row.ratio === null ? "–" : row.ratio.toFixed(2),
+    ]);
+    return table(["figure", "core median (min–max)", "ours median (min–max)", "ours/core"], rows);
+}
+
+/** Per scenario and implementation: medians of loadgen and server CPU over the window. */
+function cpuTable(scenarios, runs) {
+    const rows = [];
+    for (const scenario of scenarios) {
+        for (const impl of ["core", "ours"]) {
+            const mine = runs.filter((run) => run.impl === impl && run.scenario === scenario && run.window);
+            if (!mine.length) continue;
+            const m = (f) => stats(mine.map((run) => f(run.window)));
+            const pct = (cpu) => (w) => (w.seconds > 0 ? (100 * cpu(w)) / w.seconds : null);
+            const get = (s) => (s ? fmt(s.median) : "–");
+            rows.push([scenario, impl, get(m((w) => w.seconds)),
+                get(m((w) => w.cpuLoadgen)), get(m(pct((w) => w.cpuLoadgen))),
+                get(m((w) => w.cpuMain)), get(m(pct((w) => w.cpuMain))),
+                get(m((w) => w.cpuAll)), get(m(pct((w) => w.cpuAll))),
+                get(m(pct((w) => w.cpuAll + w.cpuLoadgen)))]);
+        }
+    }
+    return table(["scenario", "impl", "window s", "loadgen CPU s", "loadgen %core", "Node-RED CPU s",
+        "Node-RED %core", "NR+worker CPU s", "NR+worker %core", "all %core"], rows);
+}
+
+function notes(runs) {
+    return runs.filter((run) => run.problems.length)
+        .map((run) => `! ${run.impl} repeat ${run.repeat} ${run.scenario}: ${run.problems.join("; ")}`);
+}
+
+module.exports = { median, stats, fmt, summarize, mainTable, cpuTable, notes };

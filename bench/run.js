@@ -1,0 +1,291 @@
+#!/usr/bin/env node
+/**
+ * Benchmark orchestration: core WebSocket nodes vs this package's, in real Node-RED processes.
+ *
+ *   node bench/run.js [--quick] [--repeat N] [--out bench/results/last.json] [--scenarios a,b]
+ *
+ * Forks the load generator (bench/loadgen.js), builds each scenario's flow once with core types
+ * and converts it by renaming types (bench/flows.js), then per repeat starts a fresh Node-RED
+ * for each implementation (order alternating), deploys and runs every scenario
+ * (bench/lib/scenarios.js), and prints medians, min–max and ours/core (bench/lib/report.js).
+ * A crash, stall or loss is recorded and marked, never fatal. Traffic stays on 127.0.0.1.
+ */
+"use strict";
+
+const childProcess = require("child_process");
+const crypto = require("crypto");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const flows = require("./flows");
+const { NodeRed, delay, ROOT } = require("./lib/node-red");
+const { fileLimits, childPids, clockTicks } = require("./lib/proc");
+const { SCENARIOS, SIZES, figureDefs } = require("./lib/scenarios");
+const report = require("./lib/report");
+
+const VENV = process.env.NODE_RED_PYTHON_VENV || path.join(ROOT, ".venv");
+const IPC_TIMEOUT_MS = 10 * 60 * 1000;
+
+function parseArgs(argv) {
+    const options = { quick: false, repeat: null, out: path.join(__dirname, "results", "last.json"),
+        scenarios: Object.keys(SCENARIOS) };
+    for (let i = 0; i < argv.length; i++) {
+        const arg = argv[i];
+        const value = () => {
+            if (i + 1 >= argv.length) throw new Error(`${arg} needs a value`);
+            return argv[++i];
+        };
+        if (arg === "--quick") options.quick = true;
+        else if (arg === "--repeat") options.repeat = Number(value());
+        else if (arg === "--out") options.out = path.resolve(value());
+        else if (arg === "--scenarios") options.scenarios = value().split(",").map((s) => s.trim()).filter(Boolean);
+        else if (arg === "--help" || arg === "-h") {
+            console.log("node bench/run.js [--quick] [--repeat N] [--out FILE] " +
+                `[--scenarios ${Object.keys(SCENARIOS).join(",")}]`);
+            process.exit(0);
+        } else throw new Error(`unknown argument ${arg}`);
+    }
+    for (const name of options.scenarios) {
+        if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name} (known: ${Object.keys(SCENARIOS).join(", ")})`);
+    }
+    if (options.repeat === null) options.repeat = options.quick ? 1 : 3;
+    if (!(options.repeat >= 1)) throw new Error("--repeat must be ≥ 1");
+    return options;
+}
+
+function log(text) {
+    process.stderr.write(`[bench] ${text}\n`);
+}
+
+/** The load generator process and a request/response call over its IPC channel. */
+function startLoadgen(fileLimit) {
+    const script = path.join(__dirname, "loadgen.js");
+    const child = fileLimit
+        ? childProcess.spawn("bash", ["-c", `ulimit -n ${fileLimit} && exec '${process.execPath}' '${script}'`],
+            { stdio: ["ignore", "inherit", "inherit", "ipc"] })
+        : childProcess.fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const waiting = new Map();
+    let nextId = 1;
+    child.on("message", ({ id, result, error }) => {
+        const entry = waiting.get(id);
+        if (!entry) return;
+        waiting.delete(id);
+        clearTimeout(entry.timer);
+        if (error) entry.reject(new Error(`loadgen: ${error}`));
+        else entry.resolve(result);
+    });
+    child.on("exit", (code, signal) => {
+        for (const entry of waiting.values()) entry.reject(new Error(`loadgen exited (${code || signal})`));
+        waiting.clear();
+    });
+    const call = (command, args) => new Promise((resolve, reject) => {
+        const id = nextId++;
+        const timer = setTimeout(() => {
+            waiting.delete(id);
+            reject(new Error(`loadgen ${command} did not answer in ${IPC_TIMEOUT_MS / 1000} s`));
+        }, IPC_TIMEOUT_MS);
+        waiting.set(id, { resolve, reject, timer });
+        child.send({ id, command, args });
+    });
+    return { child, call, stop: () => child.connected && child.disconnect() };
+}
+
+/** Deploys the scenario's flow and waits until it serves (listener path) or connects (ingest). */
+async function prepare(nr, loadgen, scenario, nodes) {
+    if (scenario.flow === "ingest") {
+        const { connections } = await loadgen("ingestConnections");
+        await nr.deploy(nodes);
+        const waited = await loadgen("ingestWait", { after: connections, timeoutMs: 60000 });
+        if (!waited.ok) throw new Error("the flow's client never connected to the load generator");
+    } else {
+        await nr.deploy(nodes);
+        const probe = await loadgen("probe", { url: `ws://127.0.0.1:${nr.port}${scenario.path}`, timeoutMs: 60000 });
+        if (!probe.ok) throw new Error(`listener ${scenario.path} never served: ${probe.error}`);
+    }
+    await delay(300);
+}
+
+async function runOne({ nr, loadgen, impl, repeat, name, nodes, size }) {
+    const scenario = SCENARIOS[name];
+    const record = { impl, repeat, scenario: name, figures: {}, problems: [], window: null, log: [] };
+    const mark = nr.output.length;
+    const started = Date.now();
+    try {
+        await prepare(nr, loadgen, scenario, nodes);
+        const pids = nr.pids();
+        record.pids = pids;
+        const result = await scenario.run({ nr, loadgen, size, pids, wsBase: `ws://127.0.0.1:${nr.port}` });
+        Object.assign(record, result);
+        const after = childPids(nr.pid);
+        if (pids.children.join() !== after.join() && nr.alive()) {
+            record.problems.push(`worker pid changed during the scenario (${pids.children} → ${after})`);
+        }
+    } catch (err) {
+        record.problems.push(`failed: ${err.message.split("\n")[0]}`);
+    }
+    await delay(200);
+    if (!nr.alive()) {
+        const { code, signal } = await nr.exited;
+        record.problems.push(`Node-RED crashed (exit ${code === null ? signal : code})`);
+    }
+    record.log = nr.problems(mark);
+    if (record.log.length) record.problems.push(`${record.log.length} warn/error log lines, first: ${record.log[0]}`);
+    record.seconds = (Date.now() - started) / 1000;
+    return record;
+}
+
+/**
+ * Open files: Node.js raises its own soft limit to the hard one at startup (so Node-RED, its
+ * worker and the load generator usually have enough); if the soft limit read here is still too
+ * low but the hard one allows, the children start through `ulimit -n`; if the hard limit is too
+ * low, the connection counts are capped and the output says so.
+ */
+function fileLimitPlan(sizes) {
+    const needed = Math.max(sizes.connscale.n, sizes.broadcast.clients) + 512;
+    const [soft, hard] = fileLimits();
+    const plan = { soft, hard, needed, raiseTo: 0, warning: null };
+    if (soft >= needed) return plan;
+    if (hard >= needed) {
+        plan.raiseTo = needed;
+        return plan;
+    }
+    plan.warning = `open-file limit too low: soft ${soft}, hard ${hard}, need ${needed}; ` +
+        "connection counts are capped";
+    const cap = Math.max(100, Math.min(soft, hard) - 512);
+    sizes.connscale.n = Math.min(sizes.connscale.n, cap);
+    sizes.broadcast.clients = Math.min(sizes.broadcast.clients, cap);
+    return plan;
+}
+
+function environment() {
+    let python = null;
+    try {
+        python = childProcess.execFileSync(path.join(VENV, "bin", "python"), ["-c",
+            "import sys, websockets; print(sys.version.split()[0], 'websockets', websockets.__version__)"])
+            .toString().trim();
+    } catch (_) { /* no venv */ }
+    return { node: process.version, nodeRed: require("node-red/package.json").version, python,
+        cpus: os.cpus().length, cpuModel: (os.cpus()[0] || {}).model, memoryGiB: os.totalmem() / 2 ** 30,
+        kernel: os.release(), gitHead: gitHead(), codeFingerprint: codeFingerprint() };
+}
+
+/** A hash of what runs (nodes/ and the worker), to tell runs of different working trees apart. */
+function codeFingerprint() {
+    const hash = crypto.createHash("sha1");
+    const walk = (dir) => {
+        for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+            const full = path.join(dir, entry.name);
+            if (entry.isDirectory()) {
+                if (entry.name !== "__pycache__") walk(full);
+            } else if (/\.(js|py|json|html)$/.test(entry.name)) {
+                hash.update(path.relative(ROOT, full)).update(fs.readFileSync(full));
+            }
+        }
+    };
+    for (const dir of ["nodes", path.join("python", "websocket_worker")]) walk(path.join(ROOT, dir));
+    return hash.digest("hex").slice(0, 12);
+}
+
+function gitHead() {
+    try {
+        const head = childProcess.execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT }).toString().trim();
+        const dirty = childProcess.execFileSync("git", ["status", "--porcelain", "--", "nodes", "python"], { cwd: ROOT })
+            .toString().trim();
+        return head + (dirty ? " (+ uncommitted changes in nodes/ or python/)" : "");
+    } catch (_) {
+        return null;
+    }
+}
+
+async function main() {
+    const options = parseArgs(process.argv.slice(2));
+    const sizes = JSON.parse(JSON.stringify(SIZES[options.quick ? "quick" : "full"]));
+    const limits = fileLimitPlan(sizes);
+    if (limits.warning) log(`WARNING: ${limits.warning}`);
+    if (!fs.existsSync(path.join(VENV, "bin", "python"))) {
+        throw new Error(`no Python venv at ${VENV}: run \`node scripts/run-python.js -c pass\` first`);
+    }
+    const began = Date.now();
+    const lg = startLoadgen(limits.raiseTo);
+    const loadgen = lg.call;
+    const results = { meta: { started: new Date().toISOString(), options, sizes, fileLimits: limits,
+        environment: environment(), venv: VENV }, runs: [] };
+    try {
+        const { port } = await loadgen("ingestServer");
+        const core = {
+            echo: flows.echoFlow(),
+            broadcast: flows.broadcastFlow(),
+            idle: flows.idleFlow(),
+            ingest: flows.ingestFlow(`ws://127.0.0.1:${port}/bench/ingest`, sizes.ingest.count),
+        };
+        const built = { core, ours: {} };
+        for (const [key, nodes] of Object.entries(core)) built.ours[key] = flows.toOurs(nodes);
+        for (let repeat = 1; repeat <= options.repeat; repeat++) {
+            const order = repeat % 2 ? ["core", "ours"] : ["ours", "core"];
+            for (const impl of order) {
+                let nr = null;
+                for (const name of options.scenarios) {
+                    if (!nr || !nr.alive()) {
+                        if (nr) {
+                            log(`${impl}: Node-RED is gone, starting a new one`);
+                            await nr.stop();
+                        }
+                        const t = Date.now();
+                        nr = new NodeRed({ env: { NODE_RED_PYTHON_VENV: VENV }, fileLimit: limits.raiseTo });
+                        await nr.start();
+                        log(`${impl}: Node-RED pid ${nr.pid} on port ${nr.port}, started in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+                    }
+                    log(`repeat ${repeat}/${options.repeat} ${impl} ${name} …`);
+                    const record = await runOne({ nr, loadgen, impl, repeat, name,
+                        nodes: built[impl][SCENARIOS[name].flow], size: sizes[name] });
+                    results.runs.push(record);
+                    const shown = Object.entries(record.figures)
+                        .map(([k, v]) => `${k}=${report.fmt(v)}`).join(" ");
+                    log(`  ${shown}${record.problems.length ? `  PROBLEMS: ${record.problems.join("; ")}` : ""}`);
+                }
+                if (nr) await nr.stop();
+            }
+        }
+    } finally {
+        lg.stop();
+    }
+    const defs = figureDefs(options.scenarios);
+    results.summary = report.summarize(defs, results.runs);
+    results.meta.seconds = (Date.now() - began) / 1000;
+    results.meta.codeFingerprintAtEnd = codeFingerprint();
+    const changed = results.meta.codeFingerprintAtEnd !== results.meta.environment.codeFingerprint;
+
+    const env = results.meta.environment;
+    const lines = [
+        "",
+        `node-red-contrib-python-websocket benchmark — ${options.quick ? "quick" : "full"}, ` +
+            `${options.repeat} repeat${options.repeat > 1 ? "s" : ""}, ${results.meta.seconds.toFixed(0)} s`,
+        `Node ${env.node}, Node-RED ${env.nodeRed}, Python ${env.python}, ${env.cpus} × ${env.cpuModel}, ` +
+            `git ${env.gitHead}, code ${env.codeFingerprint}`,
+        `sizes: ${JSON.stringify(sizes)}`,
+        limits.warning ? `WARNING: ${limits.warning}` : `open-file limit ${limits.soft} (need ${limits.needed})`,
+        ...(changed ? [`WARNING: nodes/ or python/websocket_worker/ changed during the run (code ` +
+            `${results.meta.environment.codeFingerprint} → ${results.meta.codeFingerprintAtEnd})`] : []),
+        "",
+        report.mainTable(results.summary),
+        "",
+        "↑ higher is better, ↓ lower is better; ! k/n = a problem (crash, stall, loss, log error) in k of n runs",
+        "CPU seconds come from /proc/<pid>/stat in 1/" + clockTicks + " s ticks: figures from windows under ~1 s " +
+            "(see below) are coarse.",
+        "",
+        "CPU over each measurement window (medians): the load generator next to the server " +
+            "(all = Node-RED + worker + load generator)",
+        report.cpuTable(options.scenarios, results.runs),
+    ];
+    const notes = report.notes(results.runs);
+    if (notes.length) lines.push("", "Problems:", ...notes);
+    console.log(lines.join("\n"));
+    fs.mkdirSync(path.dirname(options.out), { recursive: true });
+    fs.writeFileSync(options.out, JSON.stringify(results, null, 2) + "\n");
+    console.log(`\nresults: ${path.relative(process.cwd(), options.out)}`);
+}
+
+main().catch((err) => {
+    console.error(err.stack || String(err));
+    process.exit(1);
+});
