@@ -53,6 +53,31 @@ describe("listener connections relayed as bytes (the HTTPS / Windows fallback)",
     });
 });
 
+describe("webSocketNodeVerifyClient on relayed connections", function () {
+    before(async function () {
+        helper.settings({ pyWebsocketListenerHandoff: false,
+            webSocketNodeVerifyClient: (info) => info.req.headers["x-ok"] === "yes" });
+        await helper.startServer();
+    });
+    after(async function () {
+        helper.settings({ pyWebsocketListenerHandoff: true, webSocketNodeVerifyClient: undefined });
+        await helper.stopServer();
+    });
+    afterEach(() => helper.unload());
+
+    it("rejects a relayed client with 401 before any byte reaches the worker, and relays the allowed one", async function () {
+        await helper.load(websocketNodes, echoFlow());
+        const statuses = recordStatuses(helper.getNode("in"));
+        const err = await connectClient(wsUrl(helper, "/relay")).then(() => null, (e) => e);
+        err.statusCode.should.equal(401);
+        const ok = await connectClient(wsUrl(helper, "/relay"), { headers: { "x-ok": "yes" } });
+        ok.send("allowed");
+        await waitFor("the echo", () => ok.received.length === 1);
+        statuses.filter((s) => s.event === "connect").length.should.equal(1);
+        await closeClient(ok);
+    });
+});
+
 describe("worker supervision", function () {
     let remote;
     before(() => helper.startServer());
