@@ -7,7 +7,7 @@ const fs = require("fs");
 const path = require("path");
 
 const ROOT = path.resolve(__dirname, "..");
-const DIRS = ["nodes", "scripts", "test", "bench"];
+const DIRS = ["bin", "nodes", "scripts", "test", "bench"];
 
 function jsFiles(dir) {
     if (!fs.existsSync(dir)) return [];
