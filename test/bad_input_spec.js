@@ -11,7 +11,7 @@ const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const { waitFor, connectClient, closeClient, recordMessages, wsUrl, delay } = require("./lib/harness");
 
-helper.init(require.resolve("node-red"));
+helper.init(require("./lib/node-red-path").redMain);
 
 function echoFlow(wholemsg = false) {
     return [

@@ -11,7 +11,7 @@ const {
     waitFor, startServer, stopServer, recordStatuses, recordMessages, delay, ms,
 } = require("./lib/harness");
 
-helper.init(require.resolve("node-red"));
+helper.init(require("./lib/node-red-path").redMain);
 
 function clientFlow(url, options = {}) {
     return [
@@ -209,8 +209,7 @@ describe("py-websocket client over wss:// with a tls-config node", function () {
     const path = require("path");
     const childProcess = require("child_process");
     const WebSocket = require("ws");
-    const tlsNode = require(require.resolve("@node-red/nodes/core/network/05-tls.js",
-        { paths: [path.dirname(require.resolve("node-red/package.json"))] }));
+    const tlsNode = require(require("./lib/node-red-path").coreNodePath("core/network/05-tls.js"));
     let dir;
     let server;
     let wss;

@@ -10,7 +10,7 @@ const websocketNodes = require("../nodes/websocket.js");
 const { getBridge } = require("../nodes/lib/bridge");
 const { waitFor, connectClient, closeClient, wsUrl, ms } = require("./lib/harness");
 
-helper.init(require.resolve("node-red"));
+helper.init(require("./lib/node-red-path").redMain);
 
 const CYCLES = Number(process.env.CYCLES || 10000);
 const PARALLEL = 25;

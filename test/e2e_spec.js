@@ -77,7 +77,7 @@ describe("palette install, end to end", function () {
             "credentialSecret: false, logging: { console: { level: \"info\" } } };\n");
         const env = Object.assign({}, process.env);
         delete env.NODE_RED_PYTHON_VENV; // a real first use: the venv goes into the fresh user dir
-        red = childProcess.spawn(process.execPath, [require.resolve("node-red/red.js"), "-u", userDir,
+        red = childProcess.spawn(process.execPath, [require("./lib/node-red-path").redJs, "-u", userDir,
             "-s", path.join(userDir, "settings.js")], { env, stdio: ["ignore", "pipe", "pipe"] });
         red.stdout.on("data", (chunk) => { output += chunk; });
         red.stderr.on("data", (chunk) => { output += chunk; });

@@ -12,7 +12,7 @@ const {
     waitFor, connectClient, closeClient, recordStatuses, recordMessages, wsUrl, delay,
 } = require("./lib/harness");
 
-helper.init(require.resolve("node-red"));
+helper.init(require("./lib/node-red-path").redMain);
 
 function echoFlow(options = {}) {
     return [

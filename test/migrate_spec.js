@@ -14,11 +14,10 @@ const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const { waitFor, connectClient, closeClient, wsUrl } = require("./lib/harness");
 
-helper.init(require.resolve("node-red"));
+helper.init(require("./lib/node-red-path").redMain);
 
 const CLI = path.resolve(__dirname, "..", "bin", "cli.js");
-const CORE_EXAMPLES = path.join(path.dirname(require.resolve("@node-red/nodes/package.json",
-    { paths: [path.dirname(require.resolve("node-red/package.json"))] })), "examples", "network", "websocket");
+const CORE_EXAMPLES = path.join(require("./lib/node-red-path").coreNodesDir(), "examples", "network", "websocket");
 const CORE_TYPES = ["websocket in", "websocket out", "websocket-listener", "websocket-client"];
 
 function cli(args) {

@@ -10,7 +10,7 @@ const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const { waitFor, connectClient, closeClient, startServer, stopServer, wsUrl, ms } = require("./lib/harness");
 
-helper.init(require.resolve("node-red"));
+helper.init(require("./lib/node-red-path").redMain);
 
 const listenerFlow = [
     { id: "listener", type: "py-websocket-listener", path: "/fan", wholemsg: "false" },

@@ -11,7 +11,7 @@ const {
     waitFor, connectClient, closeClient, startServer, stopServer, recordStatuses, recordMessages, wsUrl, ms,
 } = require("./lib/harness");
 
-helper.init(require.resolve("node-red"));
+helper.init(require("./lib/node-red-path").redMain);
 
 function echoFlow() {
     return [

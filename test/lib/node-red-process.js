@@ -55,7 +55,7 @@ class NodeRedProcess {
         const env = Object.assign({}, process.env, this.options.env || {});
         for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
         this.child = childProcess.spawn(process.execPath, [...(this.options.nodeArgs || []),
-            require.resolve("node-red/red.js"), "-u", this.userDir,
+            require("./node-red-path").redJs, "-u", this.userDir,
             "-s", path.join(this.userDir, "settings.js")], { env, stdio: ["ignore", "pipe", "pipe"] });
         this.child.stdout.on("data", (chunk) => { this.output += chunk; });
         this.child.stderr.on("data", (chunk) => { this.output += chunk; });
