@@ -1,0 +1,252 @@
+/**
+ * Browser end-to-end test of the editor side: a real Node-RED, driven through headless Chromium
+ * (playwright-core with the system Chromium, installed by scripts/ensure-chromium.js if missing).
+ *
+ *  1. the four node types are in the editor (in/out in the palette, the config nodes registered);
+ *  2. a py-websocket in node dragged from the palette opens its dialog, whose Type select swaps
+ *     the Path and URL rows;
+ *  3. the "01 - Echo test" example is imported through the menu and deployed with the Deploy button;
+ *  4. a page served by that Node-RED (httpStatic) opens a WebSocket from the browser to /echo and
+ *     gets its message echoed back.
+ *
+ * Screenshots for the README go to docs/images/palette.png and docs/images/dialog-in.png.
+ */
+"use strict";
+
+const childProcess = require("child_process");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const should = require("should");
+const { NodeRedProcess, ROOT } = require("../lib/node-red-process");
+const { ms } = require("../lib/harness");
+
+const CHROMIUM = "/usr/bin/chromium";
+const IMAGES = path.join(ROOT, "docs", "images");
+const UI_TIMEOUT = ms(15000);
+const LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
+
+describe("editor in a browser (Chromium)", function() {
+    this.timeout(ms(180000));
+    this.slow(ms(30000));
+
+    let red;
+    let staticDir;
+    let browser;
+    let context;
+    let page;
+    const pageErrors = [];
+
+    before(async function() {
+        const ensured = childProcess.spawnSync(process.execPath, [path.join(ROOT, "scripts", "ensure-chromium.js")],
+            { stdio: "inherit", timeout: ms(900000) });
+        if (ensured.status !== 0) throw new Error("scripts/ensure-chromium.js could not provide " + CHROMIUM);
+
+        staticDir = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-static-"));
+        fs.copyFileSync(path.join(__dirname, "echo.html"), path.join(staticDir, "echo.html"));
+        red = await new NodeRedProcess({
+            env: { NODE_RED_PYTHON_VENV: process.env.NODE_RED_PYTHON_VENV || path.join(ROOT, ".venv") },
+            // No welcome tour and no update-notifications prompt: their shade would cover the editor.
+            settings: `httpStatic: ${JSON.stringify(staticDir)}, editorTheme: { tours: false }, ` +
+                "telemetry: { enabled: false, updateNotification: false }",
+        }).start();
+
+        const { chromium } = require("playwright-core");
+        browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: ms(60000) });
+        context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+        context.setDefaultTimeout(UI_TIMEOUT);
+        page = await context.newPage();
+        page.on("pageerror", (error) => pageErrors.push(error.message));
+        await page.goto(`http://127.0.0.1:${red.port}/`, { waitUntil: "domcontentloaded" });
+        // The editor is ready once the palette has loaded the node definitions and the workspace exists.
+        await page.waitForSelector("#red-ui-workspace-chart svg", { timeout: ms(60000) });
+        await page.waitForSelector('.red-ui-palette-node[data-palette-type="py-websocket in"]', { timeout: ms(60000) });
+        await page.waitForFunction(() => !document.querySelector("#red-ui-loading-progress") ||
+            getComputedStyle(document.querySelector("#red-ui-loading-progress")).display === "none" ||
+            document.querySelector("#red-ui-loading-progress").offsetParent === null, null, { timeout: ms(60000) });
+        fs.mkdirSync(IMAGES, { recursive: true });
+    });
+
+    after(async function() {
+        if (browser) await browser.close().catch(() => {});
+        if (red) {
+            await red.stop();
+            red.cleanup();
+        }
+        if (staticDir) fs.rmSync(staticDir, { recursive: true, force: true });
+    });
+
+    afterEach(async function() {
+        if (this.currentTest.state === "failed" && page && process.env.BROWSER_TEST_SHOTS) {
+            const file = path.join(os.tmpdir(), `editor-failure-${Date.now()}.png`);
+            await page.screenshot({ path: file }).catch(() => {});
+            console.log(`screenshot of the failure: ${file}`);
+        }
+        if (this.currentTest.state === "failed" && red) {
+            console.log(`--- node-red output ---\n${red.output.slice(-4000)}`);
+            if (pageErrors.length) console.log(`--- page errors ---\n${pageErrors.join("\n")}`);
+        }
+    });
+
+    function paletteNode(type) {
+        return page.locator(`.red-ui-palette-node[data-palette-type="${type}"]`);
+    }
+
+    it("shows the four node types: in/out in the palette, the config nodes registered", async function() {
+        for (const [type, label] of [["py-websocket in", "py\u2011websocket in"],
+            ["py-websocket out", "py\u2011websocket out"]]) {
+            const node = paletteNode(type);
+            await node.waitFor({ state: "visible" });
+            // The palette wraps long labels; compare the text, not the line breaks.
+            should((await node.innerText()).replace(/\s+/g, " ").trim()).equal(label);
+            should(await node.evaluate((el) => $(el).data("category") ||
+                $(el).closest(".red-ui-palette-category").attr("id"))).match(/network/);
+        }
+        const config = await page.evaluate(() => ["py-websocket-listener", "py-websocket-client"]
+            .map((type) => { const def = RED.nodes.getType(type); return def && def.category; }));
+        should(config).eql(["config", "config"]);
+
+        // The network category, where the two nodes sit, is the palette picture for the README.
+        const category = page.locator("#red-ui-palette-base-category-network");
+        await category.scrollIntoViewIfNeeded();
+        await category.screenshot({ path: path.join(IMAGES, "palette.png") });
+    });
+
+    it("a py-websocket in dragged from the palette opens a dialog whose Type swaps the Path and URL rows",
+        async function() {
+            const source = paletteNode("py-websocket in");
+            await source.scrollIntoViewIfNeeded();
+            const from = await source.boundingBox();
+            const chart = await page.locator("#red-ui-workspace-chart").boundingBox();
+            const to = { x: chart.x + 300, y: chart.y + 200 };
+            const before = await page.evaluate(() => RED.nodes.filterNodes({ type: "py-websocket in" }).length);
+
+            // jQuery UI's draggable needs real mouse movement between press and release.
+            await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+            await page.mouse.down();
+            await page.mouse.move(from.x + from.width / 2 + 20, from.y + from.height / 2, { steps: 5 });
+            await page.mouse.move(to.x, to.y, { steps: 20 });
+            await page.mouse.up();
+
+            await page.waitForFunction((count) => RED.nodes.filterNodes({ type: "py-websocket in" }).length === count + 1,
+                before, { timeout: UI_TIMEOUT });
+            const id = await page.evaluate(() => RED.nodes.filterNodes({ type: "py-websocket in" }).pop().id);
+            const added = page.locator(`#red-ui-workspace-chart g.red-ui-flow-node-group[id="${id}"] rect.red-ui-flow-node`);
+            await added.waitFor({ state: "visible" });
+            await added.dblclick();
+
+            const tray = page.locator(".red-ui-tray");
+            await tray.locator("#node-input-mode").waitFor({ state: "visible" });
+            const serverRow = tray.locator("#websocket-server-row");
+            const clientRow = tray.locator("#websocket-client-row");
+            should(await tray.locator("#node-input-mode").inputValue()).equal("server");
+            await serverRow.waitFor({ state: "visible" });
+            await clientRow.waitFor({ state: "hidden" });
+
+            await tray.locator("#node-input-mode").selectOption({ label: "Connect to" });
+            await clientRow.waitFor({ state: "visible" });
+            await serverRow.waitFor({ state: "hidden" });
+
+            await tray.locator("#node-input-mode").selectOption({ label: "Listen on" });
+            await serverRow.waitFor({ state: "visible" });
+            await clientRow.waitFor({ state: "hidden" });
+
+            // Let the tray's slide-in animation finish before taking its picture.
+            await page.waitForFunction(() => {
+                const el = document.querySelector(".red-ui-tray");
+                return el && !$(el).is(":animated");
+            }, null, { timeout: UI_TIMEOUT });
+            await tray.screenshot({ path: path.join(IMAGES, "dialog-in.png") });
+
+            await page.locator("#node-dialog-cancel").click();
+            await tray.waitFor({ state: "detached" });
+
+            // The dragged node has no listener: remove it so the deploy below is clean.
+            await added.click();
+            await page.keyboard.press("Delete");
+            await page.waitForFunction((nodeId) => !RED.nodes.node(nodeId), id, { timeout: UI_TIMEOUT });
+        });
+
+    it("imports the Echo test example through the menu and deploys it with the Deploy button", async function() {
+        await page.locator("#red-ui-header-button-sidemenu").click();
+        await page.locator("#menu-item-import").click();
+        const dialog = page.locator("#red-ui-clipboard-dialog");
+        await dialog.waitFor({ state: "visible" });
+        await dialog.locator(".red-ui-tab", { hasText: "Examples" }).click();
+        const examples = dialog.locator("#red-ui-clipboard-dialog-import-tab-examples");
+        await examples.waitFor({ state: "visible" });
+        // Examples > flows > node-red-contrib-python-websocket > flows > 01 - Echo test; core's own
+        // examples sit beside it, so each step is looked up inside the folder above it.
+        const label = (text) => `div[contains(@class,"red-ui-treeList-label")][.//span[normalize-space(.)=${JSON.stringify(text)}]]`;
+        const moduleLabel = examples.locator(`xpath=.//${label("node-red-contrib-python-websocket")}`);
+        const flowsLabel = examples.locator(`xpath=.//li[./div/${label("node-red-contrib-python-websocket")}]//${label("flows")}`);
+        const echoLabel = examples.locator(`xpath=.//li[./div/${label("node-red-contrib-python-websocket")}]//${label("01 - Echo test")}`);
+        await moduleLabel.waitFor({ state: "visible" });
+        if (!(await flowsLabel.isVisible())) await moduleLabel.click();
+        await flowsLabel.waitFor({ state: "visible" });
+        if (!(await echoLabel.isVisible())) await flowsLabel.click();
+        await echoLabel.click();
+        const ok = page.locator("#red-ui-clipboard-dialog-ok");
+        await page.waitForFunction(() => !$("#red-ui-clipboard-dialog-ok").button("option", "disabled"), null,
+            { timeout: UI_TIMEOUT });
+        await ok.click();
+        await dialog.waitFor({ state: "hidden" });
+
+        // Imported nodes follow the mouse until a click on the workspace places them.
+        const chart = await page.locator("#red-ui-workspace-chart").boundingBox();
+        await page.mouse.move(chart.x + 200, chart.y + 150, { steps: 5 });
+        await page.mouse.move(chart.x + 220, chart.y + 160, { steps: 5 });
+        await page.mouse.click(chart.x + 220, chart.y + 160);
+        await page.waitForFunction(() => RED.view.state() === RED.state.DEFAULT, null, { timeout: UI_TIMEOUT });
+        const imported = await page.evaluate(() => ({
+            inNodes: RED.nodes.filterNodes({ type: "py-websocket in" }).length,
+            paths: (() => {
+                const paths = [];
+                RED.nodes.eachConfig((node) => { if (node.type === "py-websocket-listener") paths.push(node.path); });
+                return paths.sort();
+            })(),
+        }));
+        should(imported.inNodes).equal(4); // two servers and two clients; the dragged node is gone
+        should(imported.paths).eql(["/echo", "/echo-json"]);
+
+        // What the editor flags as not properly configured (it asks for confirmation on deploy).
+        const invalid = await page.evaluate(() => {
+            const found = [];
+            const check = (node) => {
+                if (node.valid === false) {
+                    found.push({ type: node.type, label: node.path || node.name || node.id,
+                        errors: node.validationErrors || [] });
+                }
+            };
+            RED.nodes.eachNode(check);
+            RED.nodes.eachConfig(check);
+            return found;
+        });
+        should(invalid).eql([]); // the example imports with no node flagged as misconfigured
+
+        await page.locator("#red-ui-header-button-deploy").click();
+        await page.locator("#red-ui-header-button-deploy.disabled").waitFor({ state: "attached", timeout: ms(30000) });
+        await page.locator(".red-ui-notification", { hasText: /deployed/i }).first()
+            .waitFor({ state: "visible", timeout: ms(30000) });
+        should(await page.evaluate(() => RED.nodes.dirty())).equal(false);
+
+        const deployed = await red.api("GET", "/flows");
+        const types = deployed.body.map((node) => node.type);
+        should(types).containEql("py-websocket in");
+        should(types).containEql("py-websocket-listener");
+    });
+
+    it("a page served by Node-RED opens a WebSocket from the browser to /echo and gets the echo", async function() {
+        const echoPage = await context.newPage();
+        try {
+            await echoPage.goto(`http://127.0.0.1:${red.port}/echo.html`, { waitUntil: "domcontentloaded" });
+            await echoPage.locator("#echo", { hasText: "hello from the browser" })
+                .waitFor({ state: "visible", timeout: ms(30000) });
+            should(await echoPage.locator("#echo").innerText()).equal("hello from the browser");
+            should(await echoPage.locator("#status").innerText()).equal("echoed");
+        } finally {
+            await echoPage.close();
+        }
+    });
+});
