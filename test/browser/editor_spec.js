@@ -7,9 +7,12 @@
  *     the Path and URL rows;
  *  3. the "01 - Echo test" example is imported through the menu and deployed with the Deploy button;
  *  4. a page served by that Node-RED (httpStatic) opens a WebSocket from the browser to /echo and
- *     gets its message echoed back.
+ *     gets its message echoed back;
+ *  5. the out node and both config nodes of the imported example open from the workspace and the
+ *     pencil button, with the heartbeat and authentication rows following their checkboxes.
  *
- * Screenshots for the README go to docs/images/palette.png and docs/images/dialog-in.png.
+ * Screenshots (palette, import-examples, dialog-in, dialog-out, dialog-listener, dialog-client) go
+ * to $SCREENSHOTS_DIR, which `npm run screenshots` sets to docs/images/ for the README.
  */
 "use strict";
 
@@ -22,7 +25,10 @@ const { NodeRedProcess, ROOT } = require("../lib/node-red-process");
 const { ms } = require("../lib/harness");
 
 const CHROMIUM = "/usr/bin/chromium";
-const IMAGES = path.join(ROOT, "docs", "images");
+// `npm run screenshots` refreshes the README's pictures; a plain test run keeps its own in a temp dir
+// so the checkout stays clean.
+const IMAGES = process.env.SCREENSHOTS_DIR ? path.resolve(process.env.SCREENSHOTS_DIR)
+    : path.join(os.tmpdir(), "pyws-editor-screenshots");
 const UI_TIMEOUT = ms(15000);
 const LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
@@ -190,6 +196,7 @@ describe("editor in a browser (Chromium)", function() {
         const ok = page.locator("#red-ui-clipboard-dialog-ok");
         await page.waitForFunction(() => !$("#red-ui-clipboard-dialog-ok").button("option", "disabled"), null,
             { timeout: UI_TIMEOUT });
+        await dialog.screenshot({ path: path.join(IMAGES, "import-examples.png") });
         await ok.click();
         await dialog.waitFor({ state: "hidden" });
 
@@ -249,4 +256,100 @@ describe("editor in a browser (Chromium)", function() {
             await echoPage.close();
         }
     });
+    async function openNodeDialog(id) {
+        const rect = page.locator(`#red-ui-workspace-chart g.red-ui-flow-node-group[id="${id}"] rect.red-ui-flow-node`);
+        await rect.scrollIntoViewIfNeeded();
+        await rect.dblclick();
+        const tray = page.locator(".red-ui-tray").last();
+        await tray.locator("#node-input-mode").waitFor({ state: "visible" });
+        return tray;
+    }
+
+    // The topmost tray, done sliding in and scrolled to its top, for a screenshot.
+    async function settledTray() {
+        await page.waitForFunction(() => ![...document.querySelectorAll(".red-ui-tray")].some((el) => $(el).is(":animated")),
+            null, { timeout: UI_TIMEOUT });
+        await page.evaluate(() => {
+            const tray = $(".red-ui-tray").last();
+            tray.add(tray.find("*")).each(function() { if (this.scrollTop) this.scrollTop = 0; });
+        });
+        return page.locator(".red-ui-tray").last();
+    }
+
+    async function cancelConfigAndNodeDialogs() {
+        for (const [button, traysLeft] of [["#node-config-dialog-cancel", 1], ["#node-dialog-cancel", 0]]) {
+            await page.locator(button).click();
+            await page.waitForFunction((count) => document.querySelectorAll(".red-ui-tray").length === count,
+                traysLeft, { timeout: UI_TIMEOUT });
+        }
+    }
+
+    // The pencil beside a config-node select: Node-RED 4.1+ names it node-input-btn-<property>-edit,
+    // older editors node-input-lookup-<property>.
+    function configEditButton(tray, property) {
+        return tray.locator(`#node-input-btn-${property}-edit, #node-input-lookup-${property}`);
+    }
+
+    it("opens py-websocket out and both config dialogs from the imported example, as a user edits them",
+        async function() {
+            // The import and deploy notifications fade by themselves; wait so they are not in the pictures.
+            await page.waitForFunction(() => !$(".red-ui-notification:visible").length, null, { timeout: ms(30000) });
+            const outId = await page.evaluate(() => RED.nodes.filterNodes({ type: "py-websocket out" })
+                .find((node) => node.client).id);
+            let tray = await openNodeDialog(outId);
+            should(await tray.locator("#node-input-mode").inputValue()).equal("client");
+            await tray.locator("#websocket-client-row").waitFor({ state: "visible" });
+            await tray.locator("#node-input-mode").selectOption({ label: "Listen on" });
+            await tray.locator("#websocket-server-row").waitFor({ state: "visible" });
+            await tray.locator("#websocket-client-row").waitFor({ state: "hidden" });
+            await tray.locator("#node-input-mode").selectOption({ label: "Connect to" });
+            await tray.locator("#websocket-client-row").waitFor({ state: "visible" });
+            await (await settledTray()).screenshot({ path: path.join(IMAGES, "dialog-out.png") });
+
+            // The client config node of the example, opened with the pencil, as a user would.
+            await configEditButton(tray, "client").click();
+            const client = page.locator(".red-ui-tray").last();
+            const url = client.locator("#node-config-input-path");
+            await url.waitFor({ state: "visible" });
+            should(await url.inputValue()).equal("ws://localhost:1880/echo");
+            await client.locator("#node-config-input-hb-row").waitFor({ state: "hidden" });
+            await client.locator("#node-config-input-hb-cb").check();
+            await client.locator("#node-config-input-hb-row").waitFor({ state: "visible" });
+            await client.locator("#node-config-input-useAuth").check();
+            await client.locator("#node-config-input-authType-select").selectOption("bearer");
+            await client.locator("#node-config-input-token").waitFor({ state: "visible" });
+            await client.locator("#node-config-input-user").waitFor({ state: "hidden" });
+            await client.locator("#node-config-input-authType-select").selectOption("basic");
+            await client.locator("#node-config-input-user").waitFor({ state: "visible" });
+            await client.locator("#node-config-input-useAuth").uncheck();
+            await client.locator("#node-config-input-hb-cb").uncheck();
+            // An empty URL is flagged, as in core (which checks the scheme only at runtime).
+            await url.fill("");
+            await url.blur();
+            await page.waitForFunction(() => $("#node-config-input-path").hasClass("input-error"), null,
+                { timeout: UI_TIMEOUT });
+            await url.fill("ws://localhost:1880/echo");
+            await url.blur();
+            await page.waitForFunction(() => !$("#node-config-input-path").hasClass("input-error"), null,
+                { timeout: UI_TIMEOUT });
+            await (await settledTray()).screenshot({ path: path.join(IMAGES, "dialog-client.png") });
+            await cancelConfigAndNodeDialogs();
+
+            // The listener config node behind the /echo-json server, in entire-message mode.
+            const inId = await page.evaluate(() => RED.nodes.filterNodes({ type: "py-websocket in" })
+                .find((node) => node.server && RED.nodes.node(node.server).path === "/echo-json").id);
+            tray = await openNodeDialog(inId);
+            should(await tray.locator("#node-input-mode").inputValue()).equal("server");
+            await configEditButton(tray, "server").click();
+            const listener = page.locator(".red-ui-tray").last();
+            const listenPath = listener.locator("#node-config-input-path");
+            await listenPath.waitFor({ state: "visible" });
+            should(await listenPath.inputValue()).equal("/echo-json");
+            should(await listener.locator("#node-config-input-wholemsg").inputValue()).equal("true");
+            await (await settledTray()).screenshot({ path: path.join(IMAGES, "dialog-listener.png") });
+            await cancelConfigAndNodeDialogs();
+
+            // Looking is not editing: nothing to deploy afterwards.
+            should(await page.evaluate(() => RED.nodes.dirty())).equal(false);
+        });
 });
