@@ -5,6 +5,9 @@
  */
 "use strict";
 
+const childProcess = require("child_process");
+const fs = require("fs");
+const os = require("os");
 const path = require("path");
 const should = require("should");
 const { NodeRedProcess, alive, ROOT } = require("./lib/node-red-process");
@@ -115,6 +118,32 @@ describe("Node-RED process lifecycle", function () {
         } finally {
             await red.stop("SIGKILL");
             red.cleanup();
+        }
+    });
+
+    it("runs the worker on asyncio, with one info line, where uvloop has no wheel", async function () {
+        // A package index that has the required wheels and nothing else: what a system without
+        // a uvloop wheel (Windows, 32-bit ARM) sees.
+        const wheels = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-wheels-"));
+        const downloaded = childProcess.spawnSync(path.join(VENV, "bin", "python"), ["-m", "pip", "download",
+            "--disable-pip-version-check", "-q", "-d", wheels, "-r", path.join(ROOT, "python", "requirements.txt")],
+        { encoding: "utf8", timeout: ms(120000) });
+        should(downloaded.status).equal(0, downloaded.stderr);
+        const red = await new NodeRedProcess({
+            env: { NODE_RED_PYTHON_VENV: undefined, PIP_NO_INDEX: "1", PIP_FIND_LINKS: wheels },
+        }).start();
+        try {
+            await red.deploy(echoFlow());
+            (await echoOnce(red, "/echo", "on asyncio")).close();
+            const skipped = red.output.split("\n").filter((line) => line.includes("uvloop not installed"));
+            skipped.length.should.equal(1, red.output);
+            skipped[0].should.match(/\[info\].*the worker runs on asyncio/);
+            red.output.should.match(/\[info\] \[python-websocket\] worker \d+ ready \(.*, asyncio\)/);
+            red.output.split("\n").filter((line) => /\[(warn|error)\].*python-websocket/.test(line)).should.eql([]);
+        } finally {
+            await red.stop("SIGKILL");
+            red.cleanup();
+            fs.rmSync(wheels, { recursive: true, force: true });
         }
     });
 

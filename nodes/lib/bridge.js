@@ -250,6 +250,10 @@ class WorkerBridge {
                 onProgress: (step) => this._setState(step),
             });
             python = prepared.python;
+            if (prepared.speedupsSkipped) {
+                this.log.info(`[python-websocket] uvloop not installed (no wheel for this system?), ` +
+                    `the worker runs on asyncio: ${prepared.speedupsSkipped}`);
+            }
         } catch (err) {
             this.log.error(`[python-websocket] ${err.message}. ${FIXES[err.code] || ""}`.trim());
             this._failPending();
@@ -423,7 +427,7 @@ class WorkerBridge {
         }
         this.workerInfo = info;
         this.startedAt = Date.now();
-        this.log.info(`[python-websocket] worker ${info.pid} ready (Python ${info.python}, websockets ${info.websockets})`);
+        this.log.info(`[python-websocket] worker ${info.pid} ready (Python ${info.python}, websockets ${info.websockets}, ${info.loop || "asyncio"})`);
         this.unacked = 0;
         this._write(["configure", {
             flow_window: this.settings.pyWebsocketListenerFlowWindow || DEFAULT_FLOW_WINDOW,

@@ -17,6 +17,8 @@ const path = require("path");
 
 const PYTHON_DIR = path.resolve(__dirname, "..", "..", "python");
 const REQUIREMENTS = path.join(PYTHON_DIR, "requirements.txt");
+// uvloop: wheels only and best effort; without it the worker runs on asyncio.
+const SPEEDUPS = path.join(PYTHON_DIR, "requirements-speedups.txt");
 const STAMP_FILE = "node-red-python-websocket.stamp";
 const MIN_VERSION = [3, 9];
 const IS_WINDOWS = process.platform === "win32";
@@ -69,7 +71,9 @@ function venvPython(venvDir) {
 }
 
 function requirementsHash() {
-    return crypto.createHash("sha256").update(fs.readFileSync(REQUIREMENTS)).digest("hex").slice(0, 16);
+    const hash = crypto.createHash("sha256");
+    for (const file of [REQUIREMENTS, SPEEDUPS]) hash.update(fs.readFileSync(file));
+    return hash.digest("hex").slice(0, 16);
 }
 
 /** Where things are, from settings.js, the environment, then defaults. */
@@ -114,7 +118,8 @@ function stampMatches(venvDir) {
 }
 
 /**
- * Resolves to {python, created} where python is the interpreter that runs the worker.
+ * Resolves to {python, created, speedupsSkipped} where python is the interpreter that runs the
+ * worker and speedupsSkipped, after a fresh install, says why uvloop is not there (null if it is).
  * onProgress("installing") is called before a slow step. Rejects with PythonSetupError.
  */
 async function preparePython(settings, { onProgress = () => {}, env = process.env } = {}) {
@@ -147,8 +152,11 @@ async function preparePython(settings, { onProgress = () => {}, env = process.en
         throw new PythonSetupError("install-failed",
             `pip could not install ${path.basename(REQUIREMENTS)} into ${venvDir}: ${lastLines(installed.output)}`);
     }
+    const speedups = await run(venvExe, ["-m", "pip", "install", "--disable-pip-version-check",
+        "--no-input", "-q", "--only-binary=:all:", "-r", SPEEDUPS], { timeout: 300000 });
     fs.writeFileSync(path.join(venvDir, STAMP_FILE), requirementsHash() + "\n");
-    return { python: venvExe, created: true };
+    return { python: venvExe, created: true,
+        speedupsSkipped: speedups.code === 0 ? null : lastLines(speedups.output, 1) };
 }
 
 module.exports = { preparePython, resolveOptions, venvPython, PythonSetupError, PYTHON_DIR, run };

@@ -31,13 +31,32 @@ MS = 0.001 * TIMEOUT_FACTOR
 WAIT = 5.0 * TIMEOUT_FACTOR
 
 
-if os.environ.get("WEBSOCKET_WORKER_TESTS_LOOP") == "uvloop":
+def _loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """asyncio, and uvloop too when installed: the worker runs on uvloop where it has a wheel.
 
-    def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Any:
-        """Run the tests on uvloop, as the worker runs when uvloop is installed."""
+    WEBSOCKET_WORKER_TESTS_LOOP=asyncio or =uvloop narrows the run to one loop.
+    """
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    try:
         import uvloop
+    except ImportError:
+        pass
+    else:
+        factories["uvloop"] = uvloop.new_event_loop
+    wanted = os.environ.get("WEBSOCKET_WORKER_TESTS_LOOP")
+    if wanted:
+        return {wanted: factories[wanted]}
+    return factories
 
-        return {"uvloop": uvloop.new_event_loop}
+
+LOOP_FACTORIES = _loop_factories()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Any:
+    """Every async test runs once per event loop of :data:`LOOP_FACTORIES`."""
+    return LOOP_FACTORIES
 
 
 class Events:
