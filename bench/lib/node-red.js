@@ -38,7 +38,9 @@ class NodeRed {
             "credentialSecret: false, logging: { console: { level: \"warn\", metrics: false, audit: false } }, " +
             `${this.options.settings || ""} };\n`);
         const env = Object.assign({}, process.env, this.options.env || {});
-        const args = [require.resolve("node-red/red.js"), "-u", this.userDir, "-s", settings];
+        // BENCH_NODE_FLAGS: flags for Node-RED's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+        const nodeFlags = (process.env.BENCH_NODE_FLAGS || "").split(/\s+/).filter(Boolean);
+        const args = nodeFlags.concat([require.resolve("node-red/red.js"), "-u", this.userDir, "-s", settings]);
         if (this.options.fileLimit) {
             const quoted = [process.execPath].concat(args).map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
             this.child = childProcess.spawn("bash", ["-c", `ulimit -n ${this.options.fileLimit} && exec ${quoted}`],

@@ -427,7 +427,8 @@ class WorkerBridge {
         }
         this.workerInfo = info;
         this.startedAt = Date.now();
-        this.log.info(`[python-websocket] worker ${info.pid} ready (Python ${info.python}, websockets ${info.websockets}, ${info.loop || "asyncio"})`);
+        this.log.info(`[python-websocket] worker ${info.pid} ready (Python ${info.python}, ` +
+            `websockets ${info.websockets}, ${info.loop || "asyncio"})`);
         this.unacked = 0;
         this._write(["configure", {
             flow_window: this.settings.pyWebsocketListenerFlowWindow || DEFAULT_FLOW_WINDOW,
