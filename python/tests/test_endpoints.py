@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
 
 from websocket_worker.endpoints import EndpointOptions
 
@@ -246,6 +247,31 @@ async def test_request_and_head_are_fed_first(harness: Harness) -> None:
     harness.clients.append(ws)
     await ws.send("after handoff")
     assert await asyncio.wait_for(ws.recv(), WAIT) == "after handoff"
+
+
+async def test_session_lets_the_parsed_request_go(harness: Harness) -> None:
+    """Fed the request alone (as Node hands it over), a session keeps no Request once open
+    (websockets' parser would hold it, headers and all, for the connection's life), and frames
+    in ``head``, split ones and later ones still arrive in order."""
+    request = SansIOClient("ws://localhost/ws").outgoing()
+
+    def client_frame(opcode: Opcode, data: bytes) -> bytes:
+        return Frame(opcode, data).serialize(mask=True)
+
+    frames = client_frame(Opcode.TEXT, b"in head") + client_frame(Opcode.BINARY, b"\x00split\xff")
+    cut = len(frames) - 3  # the second frame's end comes with the socket, later
+    node_end, worker_end = socket.socketpair()
+    worker_end.setblocking(False)
+    with node_end:
+        harness.registry.adopt(1, "r1", worker_end, request, frames[:cut])
+        await harness.events.get("open", 1, "r1")
+        session = harness.endpoint(1).sessions["r1"]
+        parser = session.protocol.parser
+        assert parser.gi_frame is not None
+        assert not any(isinstance(value, Request) for value in parser.gi_frame.f_locals.values())
+        node_end.sendall(frames[cut:] + client_frame(Opcode.TEXT, b"after"))
+        got = [(await harness.events.get("message", 1, "r1"))[3] for _ in range(3)]
+        assert got == ["in head", b"\x00split\xff", "after"]
 
 
 async def test_compression(harness: Harness) -> None:

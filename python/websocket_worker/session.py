@@ -25,7 +25,7 @@ from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
-from websockets.protocol import CLOSED, CONNECTING, OPEN, Event
+from websockets.protocol import CLOSED, CONNECTING, OPEN, Event, Protocol
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
@@ -100,6 +100,31 @@ class WriteBatch:
 class ServerSession(asyncio.Protocol):
     """A WebSocket server connection of one endpoint, identified by ``sid``."""
 
+    # Thousands of these live at once: slots keep each a few hundred bytes smaller.
+    __slots__ = (
+        "_close_timer",
+        "_dropped",
+        "_error_reported",
+        "_failed",
+        "_fragments",
+        "_fragments_text",
+        "_handshake_timer",
+        "_held",
+        "_out",
+        "_preface",
+        "_request_alone",
+        "_response_sent",
+        "_writes_paused",
+        "endpoint",
+        "finished",
+        "flow",
+        "opened",
+        "protocol",
+        "sid",
+        "transport",
+        "write_limit",
+    )
+
     def __init__(
         self,
         endpoint: Endpoint,
@@ -123,6 +148,7 @@ class ServerSession(asyncio.Protocol):
         self.opened = False
         self.finished = False
         self._preface = (request, head)
+        self._request_alone = False  # the bytes being parsed are exactly the HTTP request
         self._response_sent = False
         self._error_reported = False
         self._failed = False  # the connection was failed: ignore the frames after
@@ -212,9 +238,12 @@ class ServerSession(asyncio.Protocol):
         request, head = self._preface
         self._preface = (b"", b"")
         # The request alone first: the handshake is answered before any frame in ``head``.
-        for data in (request, head):
-            if data and not self.finished:
-                self.data_received(data)
+        if request:
+            self._request_alone = True
+            self.data_received(request)
+            self._request_alone = False
+        if head and not self.finished:
+            self.data_received(head)
 
     def data_received(self, data: bytes) -> None:
         self.protocol.receive_data(data)
@@ -270,12 +299,29 @@ class ServerSession(asyncio.Protocol):
         if response.status_code == 101:
             self.opened = True
             self._cancel_handshake_timer()
+            if self._request_alone:
+                self._release_request()
             self.endpoint.emit(
                 ["open", self.endpoint.owner, self.sid, {"subprotocol": protocol.subprotocol}]
             )
             self.flow.add(self)  # paused at once when the flow is
         else:
             logger.debug("session %s: handshake rejected (%d)", self.sid, response.status_code)
+
+    def _release_request(self) -> None:
+        """Let the parsed request go: a fresh frame parser in place of websockets' own.
+
+        ``ServerProtocol.parse`` keeps the ``Request`` (headers and all, about 2.5 KiB) as a local
+        of its generator for the whole connection. Fed the request bytes alone, that generator now
+        waits at a frame boundary with nothing buffered, exactly where the base class's parser
+        starts, so swapping in ``Protocol.parse`` changes nothing but the memory held.
+        """
+        protocol = self.protocol
+        if protocol.reader.buffer:
+            return
+        parser = Protocol.parse(protocol)
+        next(parser)
+        protocol.parser = parser
 
     def _on_frame(self, frame: Frame) -> bool:
         """Handle one data or control frame; False when the connection was failed."""
