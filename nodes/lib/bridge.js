@@ -453,6 +453,8 @@ class WorkerBridge {
     /**
      * Flow control: acknowledge delivered messages from a setImmediate, so acknowledgements slow
      * down exactly when Node-RED's event loop falls behind and the worker stops reading sockets.
+     * The ack joins the next coalesced write, usually together with the replies to the same
+     * messages, rather than waking the worker once for the ack and again for the replies.
      */
     _countForAck() {
         this.unacked++;
@@ -462,10 +464,7 @@ class WorkerBridge {
                 this.ackScheduled = false;
                 const count = this.unacked;
                 this.unacked = 0;
-                if (count > 0 && this.events) {
-                    this.outQueue.push(encodeFrame(["ack", count]));
-                    this._flush();
-                }
+                if (count > 0) this._write(["ack", count]);
             });
         }
     }
