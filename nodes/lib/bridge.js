@@ -453,8 +453,6 @@ class WorkerBridge {
     /**
      * Flow control: acknowledge delivered messages from a setImmediate, so acknowledgements slow
      * down exactly when Node-RED's event loop falls behind and the worker stops reading sockets.
-     * The ack joins the next coalesced write, usually together with the replies to the same
-     * messages, rather than waking the worker once for the ack and again for the replies.
      */
     _countForAck() {
         this.unacked++;
@@ -464,7 +462,10 @@ class WorkerBridge {
                 this.ackScheduled = false;
                 const count = this.unacked;
                 this.unacked = 0;
-                if (count > 0) this._write(["ack", count]);
+                if (count > 0 && this.events) {
+                    this.outQueue.push(encodeFrame(["ack", count]));
+                    this._flush();
+                }
             });
         }
     }
