@@ -121,7 +121,7 @@ describe("Node-RED process lifecycle", function () {
         }
     });
 
-    it("runs the worker on asyncio, with one info line, where uvloop has no wheel", async function () {
+    it("runs the worker on asyncio, with one info line, where uvloop has no wheel; statuses read 'connected 1'", async function () {
         // A package index that has the required wheels and nothing else: what a system without
         // a uvloop wheel (Windows, 32-bit ARM) sees.
         const wheels = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-wheels-"));
@@ -133,8 +133,12 @@ describe("Node-RED process lifecycle", function () {
             env: { NODE_RED_PYTHON_VENV: undefined, PIP_NO_INDEX: "1", PIP_FIND_LINKS: wheels },
         }).start();
         try {
+            const statuses = await red.watchStatuses();
             await red.deploy(echoFlow());
             (await echoOnce(red, "/echo", "on asyncio")).close();
+            // The runtime translates the count into the status text (the test helper would not).
+            await waitFor("the connected status", () => statuses.some((s) =>
+                s.id === "in00000000000001" && s.status.text === "connected 1"));
             const skipped = red.output.split("\n").filter((line) => line.includes("uvloop not installed"));
             skipped.length.should.equal(1, red.output);
             skipped[0].should.match(/\[info\].*the worker runs on asyncio/);
