@@ -218,10 +218,13 @@ class Harness:
         return conn
 
     async def connect(self, owner: int = 1, sid: str = "s1", **kwargs: Any) -> ClientConnection:
-        """Connect a client; the accepted socket is handed to the registry as ``sid``."""
+        """Connect a client; the accepted socket is handed to the registry as ``sid`` the way
+        Node hands it over: with the request already read (so the session frames by itself)."""
         kwargs.setdefault("compression", None)
         client = asyncio.ensure_future(connect(self.url, open_timeout=WAIT, **kwargs))
-        await self.accept(owner, sid)
+        conn = await accept(self.listener)
+        request, head = await read_request(conn)
+        self.registry.adopt(owner, sid, conn, request, head)
         ws = await asyncio.wait_for(client, WAIT)
         self.clients.append(ws)
         return ws

@@ -29,6 +29,8 @@ from websockets.protocol import CLOSED, CONNECTING, OPEN, Event, Protocol
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from .fastframes import BINARY, TEXT, apply_mask, frame_header, scan_frame
+
 if TYPE_CHECKING:
     from .endpoints import Endpoint
 
@@ -109,8 +111,12 @@ class ServerSession(asyncio.Protocol):
         "_fragments",
         "_fragments_text",
         "_handshake_timer",
+        "_framing",
         "_held",
+        "_max_size",
         "_out",
+        "_partial",
+        "_plain",
         "_preface",
         "_request_alone",
         "_response_sent",
@@ -149,6 +155,12 @@ class ServerSession(asyncio.Protocol):
         self.finished = False
         self._preface = (request, head)
         self._request_alone = False  # the bytes being parsed are exactly the HTTP request
+        # Once open without extensions: whole simple data frames are read here (_frames_received)
+        # and only other frames go to websockets, always whole; _partial holds an incomplete one.
+        self._framing = False
+        self._plain = False  # open without extensions: messages are framed here (send)
+        self._partial = bytearray()
+        self._max_size = options.max_size
         self._response_sent = False
         self._error_reported = False
         self._failed = False  # the connection was failed: ignore the frames after
@@ -170,6 +182,18 @@ class ServerSession(asyncio.Protocol):
     def send(self, data: str | bytes) -> None:
         """Send one message (str → text frame, bytes → binary frame); dropped unless open."""
         if self.protocol.state is not OPEN:
+            return
+        if self._plain:
+            if isinstance(data, str):
+                payload, first = data.encode(), TEXT
+            else:
+                payload, first = data, BINARY
+            header = frame_header(first, len(payload))
+            if len(payload) < 16384:
+                self._write(header + payload)
+            else:  # no copy of a large payload
+                self._write(header)
+                self._write(payload)
             return
         if isinstance(data, str):
             self.protocol.send_text(data.encode())
@@ -246,6 +270,9 @@ class ServerSession(asyncio.Protocol):
             self.data_received(head)
 
     def data_received(self, data: bytes) -> None:
+        if self._framing:
+            self._frames_received(data)
+            return
         self.protocol.receive_data(data)
         self._process_events()
 
@@ -276,6 +303,69 @@ class ServerSession(asyncio.Protocol):
             self._report_parser_error()  # after the messages before the bad frame
         self._flush()
 
+    def _frames_received(self, data: bytes) -> None:
+        """Deliver whole simple data frames at once; hand every other frame to websockets, whole.
+
+        Simple: final text or binary, masked, no RSV bits, within ``max_size``, read while the
+        flow runs, nothing held and no fragmented message under way. An unmasked or oversized
+        frame ends the framing here: websockets gets the rest and fails the connection as it
+        always did.
+        """
+        partial = self._partial
+        buffer: bytes | bytearray
+        if partial:
+            partial += data
+            buffer = partial
+        else:
+            buffer = data
+        end = len(buffer)
+        offset = 0
+        max_size = self._max_size
+        flow = self.flow
+        while offset < end:
+            found = scan_frame(buffer, offset, end)
+            if found is None:
+                break
+            first, start, length = found
+            if start < 0 or (max_size is not None and length > max_size):
+                self._stop_framing(buffer[offset:])
+                return
+            frame_end = start + length
+            if frame_end > end:
+                break
+            if (
+                first in (TEXT, BINARY)
+                and self._fragments is None
+                and not self._held
+                and not flow.paused
+            ):
+                payload = apply_mask(buffer[start:frame_end], buffer[start - 4 : start])
+                offset = frame_end
+                if not self._deliver(first == TEXT, payload):
+                    self._failed = True
+                    self._stop_framing(buffer[offset:])
+                    return
+                continue
+            self.protocol.receive_data(bytes(buffer[offset:frame_end]))
+            offset = frame_end
+            self._process_events()
+            if self.protocol.state is not OPEN:
+                self._stop_framing(buffer[offset:])
+                return
+        if buffer is partial:
+            del partial[:offset]
+        elif offset < end:
+            partial += buffer[offset:]
+
+    def _stop_framing(self, rest: bytes | bytearray) -> None:
+        """From here on websockets reads everything (it was fed whole frames, so it is in step)."""
+        self._framing = False
+        rest = bytes(rest)
+        self._partial = bytearray()
+        if rest:
+            self.protocol.receive_data(rest)
+        self._process_events()
+
     def _handle(self, events: list[Event], force: bool = False) -> None:
         """Handle parsed events in order; while the flow is paused, hold the frames left."""
         flow = self.flow
@@ -299,8 +389,9 @@ class ServerSession(asyncio.Protocol):
         if response.status_code == 101:
             self.opened = True
             self._cancel_handshake_timer()
-            if self._request_alone:
-                self._release_request()
+            self._plain = not protocol.extensions
+            if self._request_alone and self._release_request():
+                self._framing = self._plain
             self.endpoint.emit(
                 ["open", self.endpoint.owner, self.sid, {"subprotocol": protocol.subprotocol}]
             )
@@ -308,20 +399,22 @@ class ServerSession(asyncio.Protocol):
         else:
             logger.debug("session %s: handshake rejected (%d)", self.sid, response.status_code)
 
-    def _release_request(self) -> None:
+    def _release_request(self) -> bool:
         """Let the parsed request go: a fresh frame parser in place of websockets' own.
 
         ``ServerProtocol.parse`` keeps the ``Request`` (headers and all, about 2.5 KiB) as a local
         of its generator for the whole connection. Fed the request bytes alone, that generator now
         waits at a frame boundary with nothing buffered, exactly where the base class's parser
-        starts, so swapping in ``Protocol.parse`` changes nothing but the memory held.
+        starts, so swapping in ``Protocol.parse`` changes nothing but the memory held. True when
+        done: websockets' parser now stands at a frame boundary.
         """
         protocol = self.protocol
         if protocol.reader.buffer:
-            return
+            return False
         parser = Protocol.parse(protocol)
         next(parser)
         protocol.parser = parser
+        return True
 
     def _on_frame(self, frame: Frame) -> bool:
         """Handle one data or control frame; False when the connection was failed."""
