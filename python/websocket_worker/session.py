@@ -2,9 +2,12 @@
 
 Bytes in go to ``protocol.receive_data``; the handshake request is answered at once, frames are
 reassembled into whole messages here (no coroutine per message) and reported as events; whatever
-the protocol wants to send is flushed to the transport after every step. A session reports
-``open`` once the handshake succeeded and then exactly one ``close``; a session that never opened
-reports nothing.
+the protocol wants to send is flushed to the transport after every step. Once open after a request
+handed over alone and without extensions, the session reads whole simple data frames itself and
+frames its own messages (:mod:`.fastframes`); websockets still gets every other frame, whole.
+
+A session reports ``open`` once the handshake succeeded and then exactly one ``close``; a session
+that never opened reports nothing.
 
 Flow control (:mod:`.flow`): an open session is a reader of the worker's
 :class:`~websocket_worker.flow.FlowControl`. Paused, it stops reading its transport and holds the
