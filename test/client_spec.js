@@ -8,7 +8,7 @@ const should = require("should");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const {
-    waitFor, startServer, stopServer, recordStatuses, recordMessages, delay, ms,
+    waitFor, startServer, stopServer, withRemoteServer, recordStatuses, recordMessages, delay, ms,
 } = require("./lib/harness");
 
 helper.init(require("./lib/node-red-path").redMain);
@@ -26,15 +26,7 @@ function clientFlow(url, options = {}) {
 
 describe("py-websocket client (connect to)", function () {
     let remote;
-    before(() => helper.startServer());
-    after(() => helper.stopServer());
-    beforeEach(async () => {
-        remote = await startServer();
-    });
-    afterEach(async () => {
-        await helper.unload();
-        await stopServer(remote);
-    });
+    withRemoteServer(helper, (server) => { remote = server; }, () => remote);
 
     it("connects, sends msg.payload to the server and gives the server's frames to in", async function () {
         await helper.load(websocketNodes, clientFlow(remote.url));
@@ -340,15 +332,7 @@ describe("py-websocket client handshake timeout", function () {
 
 describe("py-websocket client authentication from credentials", function () {
     let remote;
-    before(() => helper.startServer());
-    after(() => helper.stopServer());
-    beforeEach(async () => {
-        remote = await startServer();
-    });
-    afterEach(async () => {
-        await helper.unload();
-        await stopServer(remote);
-    });
+    withRemoteServer(helper, (server) => { remote = server; }, () => remote);
 
     it("sends Authorization: Bearer from the token credential, replacing a header-list entry", async function () {
         const flow = clientFlow(remote.url, { config: { authType: "bearer", headers: [

@@ -8,7 +8,7 @@ const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const { getBridge } = require("../nodes/lib/bridge");
 const {
-    waitFor, connectClient, closeClient, startServer, stopServer, recordStatuses, recordMessages, wsUrl, ms,
+    waitFor, connectClient, closeClient, withRemoteServer, recordStatuses, recordMessages, wsUrl, ms,
 } = require("./lib/harness");
 
 helper.init(require("./lib/node-red-path").redMain);
@@ -80,15 +80,7 @@ describe("webSocketNodeVerifyClient on relayed connections", function () {
 
 describe("worker supervision", function () {
     let remote;
-    before(() => helper.startServer());
-    after(() => helper.stopServer());
-    beforeEach(async () => {
-        remote = await startServer();
-    });
-    afterEach(async () => {
-        await helper.unload();
-        await stopServer(remote);
-    });
+    withRemoteServer(helper, (server) => { remote = server; }, () => remote);
 
     it("replaces a killed worker: the listener serves again and the client reconnects", async function () {
         const flow = echoFlow().concat([

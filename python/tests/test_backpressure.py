@@ -251,10 +251,8 @@ async def test_pause_stops_every_session_and_new_ones_start_paused() -> None:
         assert ["stream_resume", "relayed"] in harness.events.frames
 
 
-async def test_relayed_session_gets_stream_pause_and_resume() -> None:
-    """A relayed session asks Node to pause its socket, still takes the bytes already in
-    flight, and delivers their messages in order after stream_resume."""
-    flow = FlowControl(window=10)
+def relayed_session(flow: FlowControl) -> tuple[SansIOClient, Events, Endpoints]:
+    """A session relayed as bytes (``stream_open`` "p1") whose outgoing bytes reach ``client``."""
     client = SansIOClient("ws://localhost/ws")
 
     def relay(frame: list[Any]) -> None:
@@ -265,6 +263,14 @@ async def test_relayed_session_gets_stream_pause_and_resume() -> None:
     registry = Endpoints(events, flow=flow)
     registry.listen(1, {})
     registry.stream_open(1, "p1", client.outgoing(), b"")
+    return client, events, registry
+
+
+async def test_relayed_session_gets_stream_pause_and_resume() -> None:
+    """A relayed session asks Node to pause its socket, still takes the bytes already in
+    flight, and delivers their messages in order after stream_resume."""
+    flow = FlowControl(window=10)
+    client, events, registry = relayed_session(flow)
     await events.get("open")
     for n in range(12):
         client.protocol.send_text(numbered(n, 8).encode())
@@ -287,16 +293,7 @@ async def test_relayed_session_gets_stream_pause_and_resume() -> None:
 async def test_paused_session_delivers_what_it_read_before_its_close() -> None:
     """Messages read before a paused session's peer went away are reported before its close."""
     flow = FlowControl(window=1)
-    client = SansIOClient("ws://localhost/ws")
-
-    def relay(frame: list[Any]) -> None:
-        if frame[0] == "stream_data":
-            client.receive(frame[2])
-
-    events = Events(hook=relay)
-    registry = Endpoints(events, flow=flow)
-    registry.listen(1, {})
-    registry.stream_open(1, "p1", client.outgoing(), b"")
+    client, events, registry = relayed_session(flow)
     for n in range(5):
         client.protocol.send_text(numbered(n, 8).encode())
     registry.stream_data("p1", client.outgoing())

@@ -20,8 +20,9 @@ from typing import Any, cast
 
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
-from websockets.frames import CloseCode, Frame, Opcode
+from websockets.frames import CloseCode
 
+from .fastframes import message_frame
 from .flow import FlowControl
 from .session import ServerSession, WriteBatch, select_subprotocol
 from .stream import StreamTransport
@@ -173,19 +174,15 @@ class Endpoint:
             if session is not None:
                 session.send(data)
             return
-        if isinstance(data, str):
-            opcode, payload = Opcode.TEXT, data.encode()
-        else:
-            opcode, payload = Opcode.BINARY, data
         wire: bytes | None = None
         for session in list(self.sessions.values()):
             if not session.is_open:
                 continue
-            if session.uses_extensions:
+            if not session.plain:
                 session.send(data)  # compressed per session
                 continue
             if wire is None:  # encoded once for every uncompressed session
-                wire = Frame(opcode, payload).serialize(mask=False)
+                wire = message_frame(data)
             session.write_frame(wire)
 
     def close_session(self, sid: str, code: int, reason: str) -> None:

@@ -16,7 +16,7 @@ try:
 except ImportError:  # websockets built without its C extension
     from websockets.utils import apply_mask
 
-__all__ = ["BINARY", "TEXT", "apply_mask", "frame_header", "scan_frame"]
+__all__ = ["BINARY", "TEXT", "apply_mask", "frame_header", "message_frame", "scan_frame"]
 
 #: First byte of a final text / binary frame with no RSV bits: the only ones read here.
 TEXT = 0x81
@@ -33,6 +33,15 @@ def frame_header(first: int, length: int) -> bytes:
     if length < 0x10000:
         return _U16.pack(first, 126, length)
     return _U64.pack(first, 127, length)
+
+
+def message_frame(data: str | bytes) -> bytes:
+    """One message as an unmasked frame: str as text, bytes as binary."""
+    if isinstance(data, str):
+        payload, first = data.encode(), TEXT
+    else:
+        payload, first = data, BINARY
+    return frame_header(first, len(payload)) + payload
 
 
 def scan_frame(buffer: bytes | bytearray, offset: int, end: int) -> tuple[int, int, int] | None:

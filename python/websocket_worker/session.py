@@ -32,7 +32,7 @@ from websockets.protocol import CLOSED, CONNECTING, OPEN, Event, Protocol
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from .fastframes import BINARY, TEXT, apply_mask, frame_header, scan_frame
+from .fastframes import BINARY, TEXT, apply_mask, message_frame, scan_frame
 
 if TYPE_CHECKING:
     from .endpoints import Endpoint
@@ -119,7 +119,6 @@ class ServerSession(asyncio.Protocol):
         "_max_size",
         "_out",
         "_partial",
-        "_plain",
         "_preface",
         "_request_alone",
         "_response_sent",
@@ -128,6 +127,7 @@ class ServerSession(asyncio.Protocol):
         "finished",
         "flow",
         "opened",
+        "plain",
         "protocol",
         "sid",
         "transport",
@@ -161,7 +161,7 @@ class ServerSession(asyncio.Protocol):
         # Once open without extensions: whole simple data frames are read here (_frames_received)
         # and only other frames go to websockets, always whole; _partial holds an incomplete one.
         self._framing = False
-        self._plain = False  # open without extensions: messages are framed here (send)
+        self.plain = False  # open without extensions: messages are framed here (send)
         self._partial = bytearray()
         self._max_size = options.max_size
         self._response_sent = False
@@ -186,17 +186,8 @@ class ServerSession(asyncio.Protocol):
         """Send one message (str → text frame, bytes → binary frame); dropped unless open."""
         if self.protocol.state is not OPEN:
             return
-        if self._plain:
-            if isinstance(data, str):
-                payload, first = data.encode(), TEXT
-            else:
-                payload, first = data, BINARY
-            header = frame_header(first, len(payload))
-            if len(payload) < 16384:
-                self._write(header + payload)
-            else:  # no copy of a large payload
-                self._write(header)
-                self._write(payload)
+        if self.plain:
+            self._write(message_frame(data))
             return
         if isinstance(data, str):
             self.protocol.send_text(data.encode())
@@ -205,13 +196,9 @@ class ServerSession(asyncio.Protocol):
         self._flush()
 
     def write_frame(self, wire: bytes) -> None:
-        """Write an already serialized unmasked frame (broadcast without extensions)."""
+        """Write an already serialized unmasked frame (a broadcast to a ``plain`` session)."""
         if self.protocol.state is OPEN:
             self._write(wire)
-
-    @property
-    def uses_extensions(self) -> bool:
-        return bool(self.protocol.extensions)
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake (an unopened session is dropped at once)."""
@@ -392,9 +379,9 @@ class ServerSession(asyncio.Protocol):
         if response.status_code == 101:
             self.opened = True
             self._cancel_handshake_timer()
-            self._plain = not protocol.extensions
+            self.plain = not protocol.extensions
             if self._request_alone and self._release_request():
-                self._framing = self._plain
+                self._framing = self.plain
             self.endpoint.emit(
                 ["open", self.endpoint.owner, self.sid, {"subprotocol": protocol.subprotocol}]
             )

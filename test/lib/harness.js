@@ -76,6 +76,23 @@ function stopServer(server) {
     });
 }
 
+/**
+ * Mocha hooks for a describe block talking to a remote server: the test helper's server around the
+ * block, a fresh `ws` server (handed to `onStart`) before each test, and after it the flow unloaded
+ * and `current()` stopped (a test may have replaced the server it was given).
+ */
+function withRemoteServer(helper, onStart, current) {
+    before(() => helper.startServer());
+    after(() => helper.stopServer());
+    beforeEach(async () => {
+        onStart(await startServer());
+    });
+    afterEach(async () => {
+        await helper.unload();
+        await stopServer(current());
+    });
+}
+
 /** Records every status a node reports (the test helper emits call:status). */
 function recordStatuses(node) {
     const statuses = [];
@@ -95,6 +112,6 @@ function wsUrl(helper, path) {
 }
 
 module.exports = {
-    ms, delay, waitFor, connectClient, closeClient, startServer, stopServer,
+    ms, delay, waitFor, connectClient, closeClient, startServer, stopServer, withRemoteServer,
     recordStatuses, recordMessages, wsUrl,
 };
