@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import ssl
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,26 +38,18 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import OPEN
 from websockets.typing import Subprotocol
 
-from .endpoints import (
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_MAX_SIZE,
-    DEFAULT_WRITE_LIMIT,
-    size_option,
-)
 from .flow import FlowControl
-from .tls import TlsOptions, build_ssl_context
+from .options import ClientOptions
+from .tls import build_ssl_context
 
 __all__ = [
-    "DEFAULT_RECONNECT_DELAY",
     "DISCONNECT_TIMEOUT",
     "ClientConnection",
-    "ClientOptions",
     "Clients",
     "describe_error",
     "safe_url",
 ]
 
-DEFAULT_RECONNECT_DELAY = 3.0
 #: Bound of ``disconnect``: closing handshake included.
 DISCONNECT_TIMEOUT = 2.0
 #: Seconds websockets waits for the server's close frame / TCP close before dropping it.
@@ -69,79 +59,6 @@ Emit = Callable[[list[Any]], None]
 Log = Callable[[str, str], None]
 
 logger = logging.getLogger("websocket_worker.clients")
-
-
-def _seconds(options: dict[str, Any], key: str, default: float | None) -> float | None:
-    value = options.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{key} must be a number >= 0")
-    return None if math.isinf(value) else float(value)
-
-
-@dataclass(frozen=True)
-class ClientOptions:
-    """Options of ``["connect", owner, options]`` (docs/protocol.md) with their defaults."""
-
-    url: str
-    subprotocols: tuple[str, ...] = ()
-    headers: tuple[tuple[str, str], ...] = ()
-    heartbeat: float = 0.0
-    tls: TlsOptions | None = None
-    proxy: str | None = None
-    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
-    reconnect_delay: float = DEFAULT_RECONNECT_DELAY
-    max_size: int | None = DEFAULT_MAX_SIZE
-    compression: bool = False
-    write_limit: int | None = DEFAULT_WRITE_LIMIT
-
-    @classmethod
-    def from_dict(cls, options: Any) -> ClientOptions:
-        """Validate a ``connect`` options map; raises ValueError naming the bad option."""
-        if not isinstance(options, dict):
-            raise ValueError("options must be a map")
-        url = options.get("url")
-        if not isinstance(url, str) or not url:
-            raise ValueError("url must be a non-empty string")
-        subprotocols = options.get("subprotocols") or []
-        if not isinstance(subprotocols, list) or not all(isinstance(s, str) for s in subprotocols):
-            raise ValueError("subprotocols must be a list of strings")
-        headers = options.get("headers") or []
-        if not isinstance(headers, list) or not all(
-            isinstance(pair, list)
-            and len(pair) == 2
-            and isinstance(pair[0], str)
-            and isinstance(pair[1], str)
-            for pair in headers
-        ):
-            raise ValueError("headers must be a list of [name, value] strings")
-        proxy = options.get("proxy")
-        if proxy is not None and not isinstance(proxy, str):
-            raise ValueError("proxy must be a string or nil")
-        max_size = size_option(options, "max_size", DEFAULT_MAX_SIZE)
-        write_limit = size_option(options, "write_limit", DEFAULT_WRITE_LIMIT)
-        compression = options.get("compression") or False
-        if not isinstance(compression, bool):
-            raise ValueError("compression must be a boolean")
-        heartbeat = _seconds(options, "heartbeat", 0.0) or 0.0
-        reconnect_delay = _seconds(options, "reconnect_delay", DEFAULT_RECONNECT_DELAY)
-        if reconnect_delay is None:
-            raise ValueError("reconnect_delay must be finite")
-        timeout = _seconds(options, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT)
-        return cls(
-            url=url,
-            subprotocols=tuple(subprotocols),
-            headers=tuple((name, value) for name, value in headers),
-            heartbeat=heartbeat,
-            tls=TlsOptions.from_dict(options.get("tls")),
-            proxy=proxy or None,
-            handshake_timeout=timeout or None,
-            reconnect_delay=reconnect_delay,
-            max_size=max_size,
-            compression=compression,
-            write_limit=write_limit,
-        )
 
 
 def safe_url(url: str) -> str:
@@ -318,7 +235,7 @@ class ClientConnection:
         self._failure = None
         self._emit(["open", self.owner, None, {"subprotocol": ws.subprotocol}])
         heartbeat = None
-        if self.options.heartbeat > 0:
+        if self.options.heartbeat:
             heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(ws))
         flow = self._flow
         owner = self.owner

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
-from websockets.exceptions import ProtocolError
 from websockets.version import version as websockets_version
 
 from .clients import Clients
@@ -187,10 +186,11 @@ class Worker:
             raise CommandError("code must be an integer")
         if not isinstance(reason, str):
             raise CommandError("reason must be a string")
-        try:
-            self.endpoints.close_session(_owner(owner), _sid(sid), code, reason)
-        except ProtocolError:
-            raise CommandError(f"invalid close code {code} or reason over 123 bytes") from None
+        if not (code == 1000 or 3000 <= code <= 4999):
+            raise CommandError(f"close code {code} is not 1000 or 3000-4999")
+        if len(reason.encode()) > 123:
+            raise CommandError("close reason over 123 bytes")
+        self.endpoints.close_session(_owner(owner), _sid(sid), code, reason)
 
     def _cmd_connect(self, owner: Any, options: Any) -> None:
         owner = _owner(owner)
