@@ -23,7 +23,8 @@ from .flow import FlowControl
 from .frames import message_frame
 from .handshake import Answer, answer, select_subprotocol
 from .options import EndpointOptions
-from .session import ServerSession, WriteBatch
+from .session import ServerSession
+from .shell import WriteBatch
 from .stream import StreamTransport
 
 __all__ = ["UNLISTEN_TIMEOUT", "Endpoint", "Endpoints"]
@@ -136,7 +137,13 @@ class _NotFound(asyncio.Protocol):
 class Endpoints:
     """Registry of endpoints by owner, plus the byte-proxy streams by sid."""
 
-    def __init__(self, emit: Emit, log: Log | None = None, flow: FlowControl | None = None) -> None:
+    def __init__(
+        self,
+        emit: Emit,
+        log: Log | None = None,
+        flow: FlowControl | None = None,
+        batch: WriteBatch | None = None,
+    ) -> None:
         self._emit = emit
         self._log = log or (lambda level, text: None)
         #: The worker's flow control, shared by every session.
@@ -145,7 +152,7 @@ class Endpoints:
         self._streams: dict[str, StreamTransport] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: Enter it around a run of commands to write each session's frames at once.
-        self.batch = WriteBatch()
+        self.batch = batch if batch is not None else WriteBatch()
 
     def __contains__(self, owner: object) -> bool:
         return owner in self._endpoints

@@ -24,6 +24,7 @@ from .clients import Clients
 from .endpoints import Endpoints
 from .flow import FlowControl
 from .ipc import PROTOCOL_VERSION, FrameError
+from .shell import WriteBatch
 
 __all__ = ["CommandError", "Worker", "versions"]
 
@@ -83,8 +84,10 @@ class Worker:
         self._send = send
         self._backlog: list[list[Any]] = []
         self.flow = FlowControl()
-        self.endpoints = Endpoints(self.emit, self.log, self.flow)
-        self.clients = Clients(self.emit, self.flow, self.log)
+        #: One batch for every connection's writes while a channel read is dispatched.
+        self.batch = WriteBatch()
+        self.endpoints = Endpoints(self.emit, self.log, self.flow, self.batch)
+        self.clients = Clients(self.emit, self.flow, self.log, self.batch)
         self._commands: dict[str, tuple[int, Callable[..., None]]] = {
             "send": (3, self._cmd_send),
             "ack": (1, self._cmd_ack),
@@ -126,7 +129,7 @@ class Worker:
 
     def dispatch_many(self, frames: list[list[Any]]) -> None:
         """Run the commands of one channel read; each session's writes go out together."""
-        with self.endpoints.batch:
+        with self.batch:
             for frame in frames:
                 self.dispatch(frame)
 
