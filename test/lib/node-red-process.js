@@ -125,7 +125,8 @@ class NodeRedProcess {
     }
 
     cleanup() {
-        if (this.ownsUserDir) fs.rmSync(this.userDir, { recursive: true, force: true });
+        // Retries: a process the killed Node-RED left (its worker, a pip) may still be writing.
+        if (this.ownsUserDir) fs.rmSync(this.userDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     }
 }
 
