@@ -98,11 +98,10 @@ async def open_transport(
             lambda: protocol, host, port, ssl=ssl_context,
             server_hostname=(server_hostname or host) if ssl_context else None,
         )  # fmt: skip
-        return cast(asyncio.Transport, transport)
+        return transport
     proxy_host, proxy_port, request = _connect_request(proxy, host, port)
     tunnel = _Tunnel(request)
-    raw, _ = await loop.create_connection(lambda: tunnel, proxy_host, proxy_port)
-    transport = cast(asyncio.Transport, raw)
+    transport, _ = await loop.create_connection(lambda: tunnel, proxy_host, proxy_port)
     try:
         rest = await tunnel.done
         if ssl_context is not None:
@@ -111,7 +110,7 @@ async def open_transport(
             )
             if wrapped is None:
                 raise ProxyError("TLS could not be started through the proxy")
-            transport = cast(asyncio.Transport, wrapped)
+            transport = wrapped
     except BaseException:
         transport.abort()
         raise

@@ -82,8 +82,9 @@ class Endpoint:
         return session
 
     def session_finished(self, session: ServerSession) -> None:
-        if self.sessions.get(session.sid) is session:
-            del self.sessions[session.sid]
+        sid = session.sid
+        if sid is not None and self.sessions.get(sid) is session:
+            del self.sessions[sid]
         if not self.sessions and self._all_gone is not None and not self._all_gone.done():
             self._all_gone.set_result(None)
 

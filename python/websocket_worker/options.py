@@ -52,8 +52,8 @@ def _number(options: dict[str, Any], key: str, default: float, *, integer: bool 
     value = options.get(key)
     if value is None:
         return default
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not value >= minimum:
+    numeric = isinstance(value, int) or (not integer and isinstance(value, float))
+    if isinstance(value, bool) or not numeric or not value >= minimum:
         kind = "an integer" if integer else "a number"
         raise ValueError(f"{key} must be {kind} >= {minimum:g}")
     return value

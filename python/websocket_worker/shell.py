@@ -239,7 +239,7 @@ class Shell(asyncio.Protocol):
     def _event(self, event: object) -> None:
         """An event other than a message (ping, pong, close, failure)."""
         if type(event) is Failed:
-            self._report_error(cast(Failed, event).text)
+            self._report_error(event.text)
 
     def _flush(self) -> None:
         """Write what the core wants sent (pongs, close, EOF); time the closing handshake."""
