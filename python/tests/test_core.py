@@ -497,3 +497,16 @@ def test_random_conversations_match_websockets(seed: int) -> None:
     assert got == expected
     assert out == expected_out
     assert core.close_code == 1000 and core.state is CLOSED
+
+
+@pytest.mark.parametrize("payload", ["t" * 70_000, b"\x00" * 70_000, "é"], ids=["text", "bin", "small"])
+def test_message_in_pieces_is_the_same_message(payload: str | bytes) -> None:
+    """A large message written as header + payload pieces is the frame message() writes."""
+    server = WebSocketCore()
+    assert b"".join(server.message_pieces(payload)) == server.message(payload)
+    client = WebSocketCore(client=True)
+    [frame] = _frames(b"".join(client.message_pieces(payload)), mask=True)
+    data = payload.encode() if isinstance(payload, str) else payload
+    assert frame.data == data and frame.fin
+    client.close()
+    assert client.message_pieces(payload) == []

@@ -29,6 +29,7 @@ convention: an empty ``bytes`` means "send EOF here".
 from __future__ import annotations
 
 import codecs
+import os
 from collections.abc import Sequence
 from typing import NamedTuple, Union
 
@@ -49,6 +50,7 @@ from .frames import (
     build_frame,
     close_frame,
     control_frame,
+    frame_header,
     message_frame,
     valid_close_code,
 )
@@ -135,6 +137,8 @@ class WebSocketCore:
         "_frag_cost",
         "_frag_text",
         "_mask_bit",
+        "_more",
+        "_more_len",
         "_need",
         "_out",
         "_pos",
@@ -169,8 +173,12 @@ class WebSocketCore:
         self._extensions = tuple(extensions)
         # A server reads masked frames (mask bit set), a client unmasked ones.
         self._mask_bit = 0 if client else MASK
-        self._buf: bytes | bytearray = b""
+        # Input: _buf from _pos on, then the reads in _more (joined once there is enough for the
+        # next step: a large frame arriving in many reads is copied once, not once per read).
+        self._buf = b""
         self._pos = 0
+        self._more: list[bytes] = []
+        self._more_len = 0
         self._need = 2  # bytes to have from _pos before parsing again
         self._eof = False
         self._frag: bytearray | None = None  # a fragmented message under way
@@ -185,19 +193,12 @@ class WebSocketCore:
         """Take bytes from the peer; :meth:`next_event` parses them."""
         if self.state is CLOSED or self._eof:
             return  # discarded
-        buf = self._buf
-        pos = self._pos
-        if pos >= len(buf):
+        if self._pos >= len(self._buf) and not self._more:
             self._buf = data  # nothing left over: parse straight from the read, no copy
             self._pos = 0
             return
-        if type(buf) is not bytearray:
-            buf = bytearray(memoryview(buf)[pos:])
-        elif pos:
-            del buf[:pos]
-        buf += data
-        self._buf = buf
-        self._pos = 0
+        self._more.append(data)
+        self._more_len += len(data)
 
     def receive_eof(self) -> None:
         """The peer closed its side of TCP."""
@@ -209,8 +210,11 @@ class WebSocketCore:
             buf = self._buf
             pos = self._pos
             available = len(buf) - pos
-            if available < self._need or self.state is CLOSED:
-                return self._starved(available)
+            if available < self._need:
+                if self._more and available + self._more_len >= self._need:
+                    self._gather()
+                    continue
+                return self._starved()
             first = buf[pos]
             second = buf[pos + 1]
             # A whole text or binary frame outside a fragmented message, no RSV bits, the mask
@@ -251,7 +255,7 @@ class WebSocketCore:
                 if len(buf) < end:
                     self._need = end - pos
                     continue
-                payload = bytes(buf[start:end])
+                payload = buf[start:end]
             else:
                 start = pos + header + 4
                 end = start + length
@@ -278,13 +282,21 @@ class WebSocketCore:
             if event is not None:
                 return event
 
-    def _starved(self, available: int) -> Event | None:
-        """Not enough bytes for the next step: wait, or end (EOF), or discard (closed)."""
-        if self.state is CLOSED:
-            if available:
-                self._buf, self._pos = b"", 0
-            return None
-        if self._eof:
+    def _gather(self) -> None:
+        """Join what is left of the buffer with the reads since, in one copy."""
+        pieces: list[bytes | memoryview] = []
+        if self._pos < len(self._buf):
+            pieces.append(memoryview(self._buf)[self._pos :])
+        pieces.extend(self._more)
+        self._buf = b"".join(pieces)
+        self._pos = 0
+        self._more = []
+        self._more_len = 0
+
+    def _starved(self) -> Event | None:
+        """Not enough bytes for the next step: wait, or end (EOF). Once closed, the buffers are
+        empty and input is discarded."""
+        if self._eof and self.state is not CLOSED:
             return self._abnormal_end()
         return None
 
@@ -331,6 +343,22 @@ class WebSocketCore:
         first = FIN | int(frame.opcode) | (_RSV1 if frame.rsv1 else 0)
         return build_frame(first, bytes(frame.data), self.client)
 
+    def message_pieces(self, data: str | bytes) -> list[bytes]:
+        """Like :meth:`message`, but a large payload is returned as its own piece after the
+        header, not copied behind it (for a transport that writes pieces as they are)."""
+        if self.state is not OPEN:
+            return []
+        if self._extensions:
+            return [self.message(data)]
+        if isinstance(data, str):
+            payload, first = data.encode(), FIN | TEXT
+        else:
+            payload, first = data, FIN | BINARY
+        if not self.client:
+            return [frame_header(first, len(payload)), payload]
+        key = os.urandom(4)
+        return [frame_header(first, len(payload), MASK) + key, apply_mask(payload, key)]
+
     def ping(self, data: bytes = b"") -> None:
         if self.state is OPEN:
             self._out.append(control_frame(PING, data, masked=self.client))
@@ -352,7 +380,7 @@ class WebSocketCore:
     @property
     def partial(self) -> int:
         """Bytes read but not yet parsed into an event (a frame or message still arriving)."""
-        held = len(self._buf) - self._pos
+        held = len(self._buf) - self._pos + self._more_len
         return held + (len(self._frag) if self._frag is not None else 0)
 
     # Internals.
@@ -463,6 +491,7 @@ class WebSocketCore:
         self.close_code = code
         self.close_reason = reason
         self._buf, self._pos = b"", 0
+        self._more, self._more_len = [], 0
         self._frag = self._utf8 = None
         if not self.client and not self._eof:
             self._out.append(b"")  # a server closes TCP first (RFC 6455 7.1.1)

@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from .core import OPEN, Failed, WebSocketCore
 from .flow import FlowControl
+from .ipc import LARGE_PAYLOAD
 
 __all__ = ["HIGH_WATER", "Emit", "Shell", "WriteBatch"]
 
@@ -127,7 +128,11 @@ class Shell(asyncio.Protocol):
         """Send one message (str → text frame, bytes → binary frame); dropped unless open."""
         core = self.core
         if core is not None and core.state is OPEN:
-            self._write(core.message(data))
+            if len(data) < LARGE_PAYLOAD:
+                self._write(core.message(data))
+            else:
+                for piece in core.message_pieces(data):
+                    self._write(piece)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (a connection not open yet is dropped at once)."""
@@ -305,7 +310,12 @@ class Shell(asyncio.Protocol):
         if out and transport is not None and not transport.is_closing():
             if self._writes_paused and self._over_write_limit(transport):
                 return
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if len(out) == 1:
+                transport.write(out[0])
+            elif sum(map(len, out)) < LARGE_PAYLOAD:
+                transport.write(b"".join(out))
+            else:
+                transport.writelines(out)  # large payloads as they are (uvloop: no copy)
 
     def _over_write_limit(self, transport: asyncio.Transport) -> bool:
         """Drop the connection when what earlier writes left unsent is over ``write_limit``.
