@@ -499,7 +499,9 @@ def test_random_conversations_match_websockets(seed: int) -> None:
     assert core.close_code == 1000 and core.state is CLOSED
 
 
-@pytest.mark.parametrize("payload", ["t" * 70_000, b"\x00" * 70_000, "é"], ids=["text", "bin", "small"])
+@pytest.mark.parametrize(
+    "payload", ["t" * 70_000, b"\x00" * 70_000, "é"], ids=["text", "bin", "small"]
+)
 def test_message_in_pieces_is_the_same_message(payload: str | bytes) -> None:
     """A large message written as header + payload pieces is the frame message() writes."""
     server = WebSocketCore()
