@@ -17,6 +17,7 @@ const TO_OURS = {
 
 const PATHS = { echo: "/bench/echo", fanout: "/bench/fanout", trigger: "/bench/trigger", idle: "/bench/idle" };
 const COUNT_URL = "/bench/count";
+const LARGE_COUNT_URL = "/bench/large-count";
 
 function id() {
     return crypto.randomBytes(8).toString("hex");
@@ -109,13 +110,18 @@ function ingestFlow(url, total) {
         "}",
         "return null;",
     ]);
-    const response = { id: id(), type: "http response", z: t.id, name: "", statusCode: "", headers: {}, x: 600,
+    return [t, c, wsIn(t.id, c, [counter.id]), counter, out, ...countEndpoint(t.id, COUNT_URL, "benchCount")];
+}
+
+/** GET `url` answers {count} from the flow context variable `key`. */
+function countEndpoint(z, url, key) {
+    const response = { id: id(), type: "http response", z, name: "", statusCode: "", headers: {}, x: 600,
         y: 200, wires: [] };
-    const report = fn(t.id, "report count", "msg.payload = { count: flow.get(\"benchCount\") || 0 };\nreturn msg;",
+    const report = fn(z, "report count", `msg.payload = { count: flow.get("${key}") || 0 };\nreturn msg;`,
         [response.id]);
-    const httpIn = { id: id(), type: "http in", z: t.id, name: "", url: COUNT_URL, method: "get", upload: false,
+    const httpIn = { id: id(), type: "http in", z, name: "", url, method: "get", upload: false,
         swaggerDoc: "", x: 200, y: 200, wires: [[report.id]] };
-    return [t, c, wsIn(t.id, c, [counter.id]), counter, out, httpIn, report, response];
+    return [httpIn, report, response];
 }
 
 /**
@@ -126,6 +132,7 @@ function ingestFlow(url, total) {
  *   "bench:send:<bytes>:<t|b>" sends one text or binary message of that size (egress); the payload
  *                              is built once and kept in the node's context, so it costs nothing
  *                              per message.
+ * GET /bench/large-count answers the count so far.
  */
 function largeClientFlow(url) {
     const { t, c, out, handler } = clientFunction("bench large client", url, "count or send", [
@@ -152,7 +159,7 @@ function largeClientFlow(url) {
         "flow.set(\"largeBytes\", (flow.get(\"largeBytes\") || 0) + p.length);",
         "return null;",
     ]);
-    return [t, c, wsIn(t.id, c, [handler.id]), handler, out];
+    return [t, c, wsIn(t.id, c, [handler.id]), handler, out, ...countEndpoint(t.id, LARGE_COUNT_URL, "largeCount")];
 }
 
 /** The same flow with this package's node types: only `type` changes. */
@@ -160,4 +167,5 @@ function toOurs(nodes) {
     return nodes.map((node) => Object.assign({}, node, { type: TO_OURS[node.type] || node.type }));
 }
 
-module.exports = { echoFlow, broadcastFlow, idleFlow, ingestFlow, largeClientFlow, toOurs, PATHS, COUNT_URL, TO_OURS };
+module.exports = { echoFlow, broadcastFlow, idleFlow, ingestFlow, largeClientFlow, toOurs, PATHS, COUNT_URL,
+    LARGE_COUNT_URL, TO_OURS };

@@ -153,14 +153,42 @@ function percentile(sorted, p) {
     return sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] : null;
 }
 
+/** Resolves true once predicate() holds (checked every 20 ms), false after timeoutMs. */
+async function waitFor(predicate, timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+        if (Date.now() > deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return true;
+}
+
+const isOpen = (ws) => Boolean(ws) && ws.readyState === WebSocket.OPEN;
+
+/** Once a second, GET url's {count} into onCount(count); returns stop(). No answer, no call. */
+function pollCount(url, onCount) {
+    let busy = false;
+    const timer = setInterval(async () => {
+        if (busy) return;
+        busy = true;
+        try {
+            const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+            onCount((await response.json()).count);
+        } catch (_) { /* Node-RED busy or gone: no progress */ }
+        busy = false;
+    }, 1000);
+    return () => clearInterval(timer);
+}
+
 /**
  * One round against the flow's client connection (the "large" remote server): start(finish)
  * sends, and whatever ends the round calls finish(extra). Resolves with the window's figures
- * and `extra`; a closed connection or no progress for stallMs ends it as stalled.
+ * and `extra`; a closed connection or no progress for stallMs ends it as stalled. Waits for the
+ * flow to connect (again: an earlier round may have lost the connection) for up to 15 s.
  */
-function remoteRound(remote, { pids, stallMs, progress }, start) {
+async function remoteRound(remote, { pids, stallMs, progress }, start) {
+    if (!await waitFor(() => isOpen(remote.latest), 15000)) return { error: "no connection from the flow" };
     const ws = remote.latest;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.resolve({ error: "no connection from the flow" });
     return new Promise((resolve) => {
         const window = openWindow(pids);
         const finish = once((extra) => {
@@ -430,13 +458,8 @@ const commands = {
 
     /** Waits for a new connection from the flow (after `connections` seen before the deploy). */
     async remoteWait({ name, after, timeoutMs }) {
-        const deadline = Date.now() + timeoutMs;
-        while (Date.now() < deadline) {
-            const { latest, connections } = this.remotes[name];
-            if (connections > after && latest && latest.readyState === WebSocket.OPEN) return { ok: true };
-            await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-        return { ok: false };
+        const remote = this.remotes[name];
+        return { ok: await waitFor(() => remote.connections > after && isOpen(remote.latest), timeoutMs) };
     },
 
     remoteConnections({ name }) {
@@ -565,34 +588,42 @@ const commands = {
      * Large messages into a flow's client connection: after "bench:reset", pushes `size`-byte
      * messages as fast as the connection takes them (at most one message queued here beyond the
      * socket), within the budget, then "bench:end"; the flow answers with what it counted.
+     * Progress: what was sent and the flow's count (GET countUrl), which goes on moving while
+     * Node-RED works through what its side has already taken in.
      */
-    async largeIngest({ size, binary, warmup, min, max, seconds, pids, stallMs }) {
+    async largeIngest({ size, binary, warmup, min, max, seconds, pids, stallMs, countUrl }) {
         const remote = this.remotes.large;
         const payload = largePayload(size, binary);
         const highWater = Math.max(size, MiB);
-        const round = (budget) => {
+        const round = async (budget) => {
             let sent = 0;
-            return remoteRound(remote, { pids, stallMs, progress: () => sent },
-                (finish, ws) => {
-                    remote.onMessage = (data, isBinary) => {
-                        if (isBinary || data.length > 64) return;
-                        const [, what, count, bytes] = data.toString().split(":");
-                        if (what === "done") finish({ sent, received: Number(count), bytes: Number(bytes),
-                            lost: sent - Number(count) });
-                    };
-                    ws.send("bench:reset");
-                    const t0 = now();
-                    const pump = () => {
-                        if (ws.readyState !== WebSocket.OPEN) return;
-                        while (within(budget, sent, t0) && ws.bufferedAmount < highWater) {
-                            ws.send(payload, { binary });
-                            sent++;
-                        }
-                        if (within(budget, sent, t0)) ws._socket.once("drain", pump);
-                        else ws.send("bench:end");
-                    };
-                    pump();
-                });
+            let counted = 0;
+            const push = (finish, ws) => {
+                remote.onMessage = (data, isBinary) => {
+                    if (isBinary || data.length > 64) return;
+                    const [, what, count, bytes] = data.toString().split(":");
+                    if (what === "done") finish({ sent, received: Number(count), bytes: Number(bytes),
+                        lost: sent - Number(count) });
+                };
+                ws.send("bench:reset");
+                const t0 = now();
+                const pump = () => {
+                    if (ws.readyState !== WebSocket.OPEN) return;
+                    while (within(budget, sent, t0) && ws.bufferedAmount < highWater) {
+                        ws.send(payload, { binary });
+                        sent++;
+                    }
+                    if (within(budget, sent, t0)) ws._socket.once("drain", pump);
+                    else ws.send("bench:end");
+                };
+                pump();
+            };
+            const stopPolling = pollCount(countUrl, (count) => { counted = count; });
+            try {
+                return await remoteRound(remote, { pids, stallMs, progress: () => `${sent} ${counted}` }, push);
+            } finally {
+                stopPolling();
+            }
         };
         if (warmup) {
             const warm = await round({ min: warmup, max: warmup, seconds: 0 });
@@ -624,7 +655,9 @@ const commands = {
                     bytes += data.length;
                     if (data.length !== size || isBinary !== binary) wrong++;
                     if (within(budget, asked, t0)) ask();
-                    else if (received === asked) finish({ sent: asked, received, bytes, wrong, lost: asked - received });
+                    else if (received === asked) {
+                        finish({ sent: asked, received, bytes, wrong, lost: asked - received });
+                    }
                 };
                 for (let i = 0; i < inflight && within(budget, asked, t0); i++) ask();
             });

@@ -1,7 +1,8 @@
 /**
  * The large-message scenarios (issue 9): 64 KiB, 1 MiB and 16 MiB messages, text and binary,
  * through a listener (handoff, one message or a few in flight; relay), and through a client
- * connection (ingest from and egress to a remote `ws` server in the load generator).
+ * connection (ingest from and egress to a remote `ws` server in the load generator; egress with
+ * one request or a few in flight).
  *
  * Each scenario runs its cases (size × kind) one after another on one deployed flow, each within
  * a budget: `warmup` messages, then at least `min` and at most `max` measured ones, stopping once
@@ -9,7 +10,7 @@
  */
 "use strict";
 
-const { PATHS } = require("../flows");
+const { PATHS, LARGE_COUNT_URL } = require("../flows");
 const { rssBytes, peakRssBytes, resetPeakRss } = require("./proc");
 
 const KiB = 1024;
@@ -66,17 +67,19 @@ function trackPeaks(pids) {
 
 /** `run` for one large scenario: every selected case, each with its own peak RSS. */
 function runCases(command, extra, metrics) {
-    return async ({ loadgen, wsBase, pids, size: budgets, cases }) => {
+    return async ({ nr, loadgen, wsBase, pids, size: budgets, cases }) => {
         const figures = {};
         const problems = [];
         const windows = {};
+        const caseLog = [];
         for (const { size, kind } of cases) {
             const key = caseKey(size, kind);
+            const mark = nr.output.length;
             const stop = trackPeaks(pids);
             let r;
             try {
                 r = await loadgen(command, Object.assign({ size: LARGE_SIZES[size], binary: kind === "binary",
-                    pids, stallMs: STALL_MS }, budgets[size], extra(wsBase)));
+                    pids, stallMs: STALL_MS }, budgets[size], extra({ wsBase, nr })));
             } catch (err) {
                 r = { error: err.message.split("\n")[0] };
             }
@@ -84,7 +87,9 @@ function runCases(command, extra, metrics) {
             windows[key] = r;
             const own = [];
             if (r.error) own.push(r.error);
-            if (r.stalled) own.push(`stalled${r.closedEarly ? " (connection closed)" : ""}${r.warmup ? " in warm-up" : ""}`);
+            if (r.stalled) {
+                own.push(`stalled${r.closedEarly ? " (connection closed)" : ""}${r.warmup ? " in warm-up" : ""}`);
+            }
             if (r.lost) own.push(`${r.lost} of ${r.sent} lost`);
             if (r.wrong) own.push(`${r.wrong} arrived with the wrong size or type`);
             problems.push(...own.map((text) => `${key}: ${text}`));
@@ -102,8 +107,11 @@ function runCases(command, extra, metrics) {
             };
             for (const metric of metrics) figures[`${key}:${metric}`] = values[metric];
             await new Promise((resolve) => setTimeout(resolve, 200));
+            const log = nr.problems(mark);
+            if (log.length) problems.push(`${key}: ${log.length} warn/error log lines, first: ${log[0]}`);
+            caseLog.push(...log);
         }
-        return { window: null, windows, problems, figures };
+        return { window: null, windows, problems, figures, caseLog };
     };
 }
 
@@ -111,7 +119,7 @@ function caseKey(size, kind) {
     return `${size}:${kind}`;
 }
 
-const echo = (inflight) => (wsBase) => ({ url: wsBase + PATHS.echo, inflight });
+const echo = (inflight) => ({ wsBase }) => ({ url: wsBase + PATHS.echo, inflight });
 
 function scenario(command, extra, properties, withRtt) {
     const caseFigures = [RATE, ...(withRtt ? [RTT] : []), CPU, ...RSS_FIGURES];
@@ -128,9 +136,12 @@ const LARGE_SCENARIOS = {
         Object.assign({ title: "listener echo, 1 in flight (handoff)" }, LISTENER), true),
     "large-pipeline": scenario("largeEcho", echo(INFLIGHT),
         Object.assign({ title: `listener echo, ${INFLIGHT} in flight (handoff)` }, LISTENER)),
-    "large-ingest": scenario("largeIngest", () => ({}),
+    "large-ingest": scenario("largeIngest",
+        ({ nr }) => ({ countUrl: `http://127.0.0.1:${nr.port}${LARGE_COUNT_URL}` }),
         Object.assign({ title: "client ingest (the remote server pushes)" }, CLIENT)),
-    "large-egress": scenario("largeEgress", () => ({ inflight: INFLIGHT }),
+    "large-egress": scenario("largeEgress", () => ({ inflight: 1 }),
+        Object.assign({ title: "client egress, 1 request in flight" }, CLIENT)),
+    "large-egress-pipeline": scenario("largeEgress", () => ({ inflight: INFLIGHT }),
         Object.assign({ title: `client egress, ${INFLIGHT} requests in flight` }, CLIENT)),
     // Core has no relay mode: its plain listener is measured again, in the same run.
     "large-relay": scenario("largeEcho", echo(1), Object.assign({ settings: "pyWebsocketListenerHandoff: false",

@@ -87,14 +87,16 @@ function largeTable(summary, scenarios) {
         if (!byCase.has(key)) byCase.set(key, {});
         byCase.get(key)[row.metric] = row;
     }
-    const median = (row, impl) => {
+    // Problem marks go on the rate only: a peak RSS is still what it was in a stalled run.
+    const median = (row, impl, marked = false) => {
         if (!row) return "";
         const s = row[impl];
-        const problems = row[impl + "Problems"];
+        const problems = marked ? row[impl + "Problems"] : 0;
         return (s ? fmt(s.median) : "–") + (problems ? ` !${problems}/${row[impl + "Runs"]}` : "");
     };
     for (const [key, m] of byCase) {
-        rows.push([key, median(m.rate, "core"), median(m.rate, "ours"), m.rate.ratio === null ? "–" : m.rate.ratio.toFixed(2),
+        rows.push([key, median(m.rate, "core", true), median(m.rate, "ours", true),
+            m.rate.ratio === null ? "–" : m.rate.ratio.toFixed(2),
             median(m.rtt, "core"), median(m.rtt, "ours"), median(m.cpu, "core"), median(m.cpu, "ours"),
             median(m.rssMain, "core"), median(m.rssMain, "ours"),
             median(m.rssWorker, "ours"), median(m.rssWorkerGrowth, "ours"), median(m.rssAll, "ours")]);
@@ -104,7 +106,8 @@ function largeTable(summary, scenarios) {
         "Large messages, medians: MiB/s of payload one way; p50 round trip (ms); CPU of Node-RED + worker " +
             "per MiB; peak RSS (MiB) during the case; worker growth = its peak minus its RSS at the case's start",
         table(["scenario size kind", "core MiB/s ↑", "ours MiB/s ↑", "ours/core", "core p50 ms", "ours p50 ms",
-            "core CPU ms/MiB", "ours CPU ms/MiB", "core NR peak", "ours NR peak", "ours worker peak", "worker growth", "ours NR+worker"], rows),
+            "core CPU ms/MiB", "ours CPU ms/MiB", "core NR peak", "ours NR peak", "ours worker peak", "worker growth",
+            "ours NR+worker"], rows),
         ...names.map((name) => `  ${name}: ${scenarios[name].title}`),
         "",
     ];
