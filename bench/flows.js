@@ -17,6 +17,7 @@ const TO_OURS = {
 
 const PATHS = { echo: "/bench/echo", fanout: "/bench/fanout", trigger: "/bench/trigger", idle: "/bench/idle" };
 const COUNT_URL = "/bench/count";
+const LARGE_COUNT_URL = "/bench/large-count";
 
 function id() {
     return crypto.randomBytes(8).toString("hex");
@@ -87,30 +88,78 @@ function idleFlow() {
     return [t, l, wsIn(t.id, l)];
 }
 
+/** A tab with a client connection to `url`, its out node, and a function (lines) wired to it. */
+function clientFunction(label, url, name, lines) {
+    const t = tab(label);
+    const c = client(url);
+    const out = wsOut(t.id, c);
+    return { t, c, out, handler: fn(t.id, name, lines.join("\n"), [out.id]) };
+}
+
 /**
  * Scenario 5: a client connection to the load generator's server; a function counts what the
  * in node delivers (flow context `benchCount`) and, at `total`, sends "done:<count>" back over
  * the same connection. GET /bench/count answers the count so far.
  */
 function ingestFlow(url, total) {
-    const t = tab("bench ingest");
-    const c = client(url);
-    const out = wsOut(t.id, c);
-    const counter = fn(t.id, "count", [
+    const { t, c, out, handler: counter } = clientFunction("bench ingest", url, "count", [
         "const count = (flow.get(\"benchCount\") || 0) + 1;",
         "flow.set(\"benchCount\", count);",
         `if (count === ${total}) {`,
         "    return { payload: \"done:\" + count };",
         "}",
         "return null;",
-    ].join("\n"), [out.id]);
-    const response = { id: id(), type: "http response", z: t.id, name: "", statusCode: "", headers: {}, x: 600,
+    ]);
+    return [t, c, wsIn(t.id, c, [counter.id]), counter, out, ...countEndpoint(t.id, COUNT_URL, "benchCount")];
+}
+
+/** GET `url` answers {count} from the flow context variable `key`. */
+function countEndpoint(z, url, key) {
+    const response = { id: id(), type: "http response", z, name: "", statusCode: "", headers: {}, x: 600,
         y: 200, wires: [] };
-    const report = fn(t.id, "report count", "msg.payload = { count: flow.get(\"benchCount\") || 0 };\nreturn msg;",
+    const report = fn(z, "report count", `msg.payload = { count: flow.get("${key}") || 0 };\nreturn msg;`,
         [response.id]);
-    const httpIn = { id: id(), type: "http in", z: t.id, name: "", url: COUNT_URL, method: "get", upload: false,
+    const httpIn = { id: id(), type: "http in", z, name: "", url, method: "get", upload: false,
         swaggerDoc: "", x: 200, y: 200, wires: [[report.id]] };
-    return [t, c, wsIn(t.id, c, [counter.id]), counter, out, httpIn, report, response];
+    return [httpIn, report, response];
+}
+
+/**
+ * Large messages, client mode: a client connection to the load generator's server, and a function
+ * that obeys short text commands from that server and counts everything else:
+ *   "bench:reset"              count and bytes back to 0
+ *   "bench:end"                answers "bench:done:<count>:<bytes>" (ingest: every message before it)
+ *   "bench:send:<bytes>:<t|b>" sends one text or binary message of that size (egress); the payload
+ *                              is built once and kept in the node's context, so it costs nothing
+ *                              per message.
+ * GET /bench/large-count answers the count so far.
+ */
+function largeClientFlow(url) {
+    const { t, c, out, handler } = clientFunction("bench large client", url, "count or send", [
+        "const p = msg.payload;",
+        "if (typeof p === \"string\" && p.length < 64 && p.startsWith(\"bench:\")) {",
+        "    const [, command, size, kind] = p.split(\":\");",
+        "    if (command === \"reset\") {",
+        "        flow.set(\"largeCount\", 0);",
+        "        flow.set(\"largeBytes\", 0);",
+        "    } else if (command === \"end\") {",
+        "        return { payload: `bench:done:${flow.get(\"largeCount\") || 0}:${flow.get(\"largeBytes\") || 0}` };",
+        "    } else if (command === \"send\") {",
+        "        const key = `payload:${size}:${kind}`;",
+        "        let payload = context.get(key);",
+        "        if (payload === undefined) {",
+        "            payload = kind === \"b\" ? Buffer.alloc(Number(size), 0xa5) : \"m\".repeat(Number(size));",
+        "            context.set(key, payload);",
+        "        }",
+        "        return { payload };",
+        "    }",
+        "    return null;",
+        "}",
+        "flow.set(\"largeCount\", (flow.get(\"largeCount\") || 0) + 1);",
+        "flow.set(\"largeBytes\", (flow.get(\"largeBytes\") || 0) + p.length);",
+        "return null;",
+    ]);
+    return [t, c, wsIn(t.id, c, [handler.id]), handler, out, ...countEndpoint(t.id, LARGE_COUNT_URL, "largeCount")];
 }
 
 /** The same flow with this package's node types: only `type` changes. */
@@ -118,4 +167,5 @@ function toOurs(nodes) {
     return nodes.map((node) => Object.assign({}, node, { type: TO_OURS[node.type] || node.type }));
 }
 
-module.exports = { echoFlow, broadcastFlow, idleFlow, ingestFlow, toOurs, PATHS, COUNT_URL, TO_OURS };
+module.exports = { echoFlow, broadcastFlow, idleFlow, ingestFlow, largeClientFlow, toOurs, PATHS, COUNT_URL,
+    LARGE_COUNT_URL, TO_OURS };

@@ -13,6 +13,10 @@ const { snapshot } = require("./lib/proc");
 const CLIENT_OPTIONS = { perMessageDeflate: false, handshakeTimeout: 30000 };
 const PROBE_OPTIONS = { perMessageDeflate: false, handshakeTimeout: 500 };
 const TEXT = { binary: false };
+const MiB = 1024 * 1024;
+// Above core's 100 MiB limit, so the load generator never refuses what Node-RED sends.
+const LARGE_MAX_PAYLOAD = 128 * MiB;
+const LARGE_OPTIONS = { perMessageDeflate: false, handshakeTimeout: 30000, maxPayload: LARGE_MAX_PAYLOAD };
 
 function payloadOf(size) {
     return Buffer.from("m".repeat(size));
@@ -121,6 +125,85 @@ function sendBatch(ws, payload, count) {
     if (socket) socket.uncork();
 }
 
+const largePayloads = new Map();
+
+/** One payload per size and kind, built once: ASCII text, or binary bytes that are not UTF-8. */
+function largePayload(size, binary) {
+    const key = `${size}:${binary}`;
+    if (!largePayloads.has(key)) largePayloads.set(key, Buffer.alloc(size, binary ? 0xa5 : 0x6d));
+    return largePayloads.get(key);
+}
+
+/** True while a bounded run goes on: under `max`, and under `min` or `seconds` since t0. */
+function within({ min, max, seconds }, done, t0) {
+    return done < max && (done < min || Number(now() - t0) / 1e9 < seconds);
+}
+
+/** fn, called at most once: later calls do nothing. */
+function once(fn) {
+    let called = false;
+    return (...args) => {
+        if (called) return;
+        called = true;
+        fn(...args);
+    };
+}
+
+function percentile(sorted, p) {
+    return sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] : null;
+}
+
+/** Resolves true once predicate() holds (checked every 20 ms), false after timeoutMs. */
+async function waitFor(predicate, timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+        if (Date.now() > deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return true;
+}
+
+const isOpen = (ws) => Boolean(ws) && ws.readyState === WebSocket.OPEN;
+
+/** Once a second, GET url's {count} into onCount(count); returns stop(). No answer, no call. */
+function pollCount(url, onCount) {
+    let busy = false;
+    const timer = setInterval(async () => {
+        if (busy) return;
+        busy = true;
+        try {
+            const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+            onCount((await response.json()).count);
+        } catch (_) { /* Node-RED busy or gone: no progress */ }
+        busy = false;
+    }, 1000);
+    return () => clearInterval(timer);
+}
+
+/**
+ * One round against the flow's client connection (the "large" remote server): start(finish)
+ * sends, and whatever ends the round calls finish(extra). Resolves with the window's figures
+ * and `extra`; a closed connection or no progress for stallMs ends it as stalled. Waits for the
+ * flow to connect (again: an earlier round may have lost the connection) for up to 15 s.
+ */
+async function remoteRound(remote, { pids, stallMs, progress }, start) {
+    if (!await waitFor(() => isOpen(remote.latest), 15000)) return { error: "no connection from the flow" };
+    const ws = remote.latest;
+    return new Promise((resolve) => {
+        const window = openWindow(pids);
+        const finish = once((extra) => {
+            stopWatch();
+            remote.onMessage = null;
+            ws.off("close", onClose);
+            resolve(Object.assign(closeWindow(window, pids), { stalled: false }, extra));
+        });
+        const onClose = () => finish({ stalled: true, closedEarly: true });
+        ws.once("close", onClose);
+        const stopWatch = watchProgress(progress, stallMs, () => finish({ stalled: true }));
+        start(finish, ws);
+    });
+}
+
 /** Checks `progress()` every 200 ms; calls onStall() once it has not changed for stallMs. */
 function watchProgress(progress, stallMs, onStall) {
     let last = progress();
@@ -139,6 +222,8 @@ function watchProgress(progress, stallMs, onStall) {
 }
 
 const commands = {
+    remotes: {},
+
     /**
      * Retries a connection until one opens (the endpoint is served). Core leaves an upgrade
      * request for a path it does not serve (yet) unanswered, hence the short handshake timeout.
@@ -242,10 +327,9 @@ const commands = {
                 const window = closeWindow(start || openWindow(pids), pids);
                 const measured = Math.max(0, done - warmup);
                 const sorted = Array.from(samples.subarray(0, measured)).sort((a, b) => a - b);
-                const pct = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1,
-                    Math.ceil(p * sorted.length) - 1)] : null);
+                const pct = (p) => percentile(sorted, p);
                 Object.assign(window, { measured, stalled, p50: pct(0.5), p99: pct(0.99), p999: pct(0.999),
-                    max: sorted.length ? sorted[sorted.length - 1] : null });
+                    max: pct(1) });
                 closeAll([ws]).then(() => resolve(window));
             };
             ws.on("message", () => {
@@ -352,41 +436,40 @@ const commands = {
         return result;
     },
 
-    /** Scenario 5, part 1: the remote server the flow's client config connects to. */
-    async ingestServer() {
-        const server = new WebSocket.Server({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
+    /**
+     * A remote server a flow's client connection connects to (scenario 5's "ingest", the large
+     * client scenarios' "large"): keeps its latest connection and passes what arrives on it to
+     * the running command's `onMessage`.
+     */
+    async remoteServer({ name }) {
+        const server = new WebSocket.Server({ host: "127.0.0.1", port: 0, perMessageDeflate: false,
+            maxPayload: LARGE_MAX_PAYLOAD });
         await new Promise((resolve) => server.once("listening", resolve));
-        this.ingestState = { server, latest: null, connections: 0, onDone: null };
+        const state = { server, latest: null, connections: 0, onMessage: null };
+        this.remotes[name] = state;
         server.on("connection", (ws) => {
-            this.ingestState.latest = ws;
-            this.ingestState.connections++;
-            ws.on("message", (data) => {
-                const text = data.toString();
-                if (text.startsWith("done:") && this.ingestState.onDone) this.ingestState.onDone(Number(text.slice(5)));
-            });
+            state.latest = ws;
+            state.connections++;
+            ws.on("message", (data, isBinary) => { if (state.onMessage) state.onMessage(data, isBinary); });
             ws.on("error", () => {});
         });
         return { port: server.address().port };
     },
 
     /** Waits for a new connection from the flow (after `connections` seen before the deploy). */
-    async ingestWait({ after, timeoutMs }) {
-        const deadline = Date.now() + timeoutMs;
-        while (Date.now() < deadline) {
-            const { latest, connections } = this.ingestState;
-            if (connections > after && latest && latest.readyState === WebSocket.OPEN) return { ok: true };
-            await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-        return { ok: false };
+    async remoteWait({ name, after, timeoutMs }) {
+        const remote = this.remotes[name];
+        return { ok: await waitFor(() => remote.connections > after && isOpen(remote.latest), timeoutMs) };
     },
 
-    ingestConnections() {
-        return { connections: this.ingestState.connections };
+    remoteConnections({ name }) {
+        return { connections: this.remotes[name].connections };
     },
 
     /** Scenario 5, part 2: streams `count` messages to the connected flow until "done:<count>". */
     async ingest({ count, size, countUrl, pids, stallMs, highWater }) {
-        const ws = this.ingestState.latest;
+        const remote = this.remotes.ingest;
+        const ws = remote.latest;
         const payload = payloadOf(size);
         let sent = 0;
         let finished = false;
@@ -398,13 +481,18 @@ const commands = {
             const finish = (extra) => {
                 if (finished) return;
                 finished = true;
-                this.ingestState.onDone = null;
+                remote.onMessage = null;
                 clearInterval(poller);
                 const out = closeWindow(window, pids);
                 Object.assign(out, { sent, sendSeconds: sentSeconds, closedEarly }, extra);
                 resolve(out);
             };
-            this.ingestState.onDone = (reported) => finish({ received: reported, lost: count - reported, stalled: false });
+            remote.onMessage = (data) => {
+                const text = data.toString();
+                if (!text.startsWith("done:")) return;
+                const reported = Number(text.slice(5));
+                finish({ received: reported, lost: count - reported, stalled: false });
+            };
             ws.once("close", () => {
                 closedEarly = true;
                 finish({ received: lastCount, lost: lastCount >= 0 ? count - lastCount : null, stalled: true });
@@ -446,6 +534,139 @@ const commands = {
             }, 1000);
             pump();
         });
+    },
+
+    /**
+     * Large messages through a listener echo: one client keeps `inflight` messages of `size`
+     * bytes (text or binary) in flight; `warmup` round trips first, then at least `min` and at
+     * most `max` more, stopping once `seconds` have passed. Round trips in µs.
+     */
+    async largeEcho({ url, size, binary, inflight, warmup, min, max, seconds, pids, stallMs }) {
+        const payload = largePayload(size, binary);
+        const connected = await connectAll(url, 1, 1, () => {}, LARGE_OPTIONS);
+        if (!connected.sockets.length) return { error: `connect failed: ${JSON.stringify(connected.errors)}` };
+        const ws = connected.sockets[0];
+        const options = { binary };
+        const sentAt = [];
+        const rtts = [];
+        let sent = 0;
+        let received = 0;
+        let wrong = 0;
+        let start = warmup ? null : openWindow(pids);
+        return new Promise((resolve) => {
+            const finish = once((extra) => {
+                stopWatch();
+                rtts.sort((a, b) => a - b);
+                const window = Object.assign(closeWindow(start || openWindow(pids), pids), { sent, received,
+                    measured: Math.max(0, received - warmup), wrong, lost: sent - received,
+                    rttP50: percentile(rtts, 0.5), rttMax: percentile(rtts, 1), stalled: false }, extra);
+                closeAll([ws]).then(() => resolve(window));
+            });
+            const more = () => sent < warmup || within({ min, max, seconds }, sent - warmup, start ? start.t : now());
+            const send = () => {
+                sentAt.push(now());
+                sent++;
+                ws.send(payload, options);
+            };
+            ws.on("message", (data, isBinary) => {
+                const t = now();
+                if (data.length !== size || isBinary !== binary) wrong++;
+                const rtt = Number(t - sentAt.shift()) / 1000;
+                received++;
+                if (received > warmup) rtts.push(rtt);
+                if (received === warmup) start = openWindow(pids);
+                if (more()) send();
+                else if (received === sent) finish({});
+            });
+            ws.on("close", () => finish({ stalled: true, closedEarly: true }));
+            const stopWatch = watchProgress(() => received, stallMs, () => finish({ stalled: true }));
+            for (let i = 0; i < inflight && more(); i++) send();
+        });
+    },
+
+    /**
+     * Large messages into a flow's client connection: after "bench:reset", pushes `size`-byte
+     * messages as fast as the connection takes them (at most one message queued here beyond the
+     * socket), within the budget, then "bench:end"; the flow answers with what it counted.
+     * Progress: what was sent and the flow's count (GET countUrl), which goes on moving while
+     * Node-RED works through what its side has already taken in.
+     */
+    async largeIngest({ size, binary, warmup, min, max, seconds, pids, stallMs, countUrl }) {
+        const remote = this.remotes.large;
+        const payload = largePayload(size, binary);
+        const highWater = Math.max(size, MiB);
+        const round = async (budget) => {
+            let sent = 0;
+            let counted = 0;
+            const push = (finish, ws) => {
+                remote.onMessage = (data, isBinary) => {
+                    if (isBinary || data.length > 64) return;
+                    const [, what, count, bytes] = data.toString().split(":");
+                    if (what === "done") finish({ sent, received: Number(count), bytes: Number(bytes),
+                        lost: sent - Number(count) });
+                };
+                ws.send("bench:reset");
+                const t0 = now();
+                const pump = () => {
+                    if (ws.readyState !== WebSocket.OPEN) return;
+                    while (within(budget, sent, t0) && ws.bufferedAmount < highWater) {
+                        ws.send(payload, { binary });
+                        sent++;
+                    }
+                    if (within(budget, sent, t0)) ws._socket.once("drain", pump);
+                    else ws.send("bench:end");
+                };
+                pump();
+            };
+            const stopPolling = pollCount(countUrl, (count) => { counted = count; });
+            try {
+                return await remoteRound(remote, { pids, stallMs, progress: () => `${sent} ${counted}` }, push);
+            } finally {
+                stopPolling();
+            }
+        };
+        if (warmup) {
+            const warm = await round({ min: warmup, max: warmup, seconds: 0 });
+            if (warm.error || warm.stalled) return Object.assign(warm, { warmup: true });
+        }
+        return round({ min, max, seconds });
+    },
+
+    /**
+     * Large messages out of a flow's client connection: keeps `inflight` "bench:send" requests
+     * open, each answered by one `size`-byte message from the flow, within the budget.
+     */
+    async largeEgress({ size, binary, inflight, warmup, min, max, seconds, pids, stallMs }) {
+        const remote = this.remotes.large;
+        const request = `bench:send:${size}:${binary ? "b" : "t"}`;
+        const round = (budget) => {
+            let asked = 0;
+            let received = 0;
+            let bytes = 0;
+            let wrong = 0;
+            return remoteRound(remote, { pids, stallMs, progress: () => received }, (finish, ws) => {
+                const t0 = now();
+                const ask = () => {
+                    asked++;
+                    ws.send(request);
+                };
+                remote.onMessage = (data, isBinary) => {
+                    received++;
+                    bytes += data.length;
+                    if (data.length !== size || isBinary !== binary) wrong++;
+                    if (within(budget, asked, t0)) ask();
+                    else if (received === asked) {
+                        finish({ sent: asked, received, bytes, wrong, lost: asked - received });
+                    }
+                };
+                for (let i = 0; i < inflight && within(budget, asked, t0); i++) ask();
+            });
+        };
+        if (warmup) {
+            const warm = await round({ min: warmup, max: warmup, seconds: 0 });
+            if (warm.error || warm.stalled) return Object.assign(warm, { warmup: true });
+        }
+        return round({ min, max, seconds });
     },
 };
 

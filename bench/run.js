@@ -3,6 +3,11 @@
  * Benchmark orchestration: core WebSocket nodes vs this package's, in real Node-RED processes.
  *
  *   node bench/run.js [--quick] [--repeat N] [--out bench/results/last.json] [--scenarios a,b]
+ *                     [--sizes 64k,1m,16m] [--kinds text,binary]
+ *
+ * `--scenarios large` names the large-message scenarios (bench/lib/large.js); --sizes and
+ * --kinds pick their cases. A scenario that needs other Node-RED settings (relay) gets its own
+ * Node-RED.
  *
  * Forks the load generator (bench/loadgen.js), builds each scenario's flow once with core types
  * and converts it by renaming types (bench/flows.js), then per repeat starts a fresh Node-RED
@@ -21,14 +26,28 @@ const flows = require("./flows");
 const { NodeRed, delay, ROOT } = require("./lib/node-red");
 const { fileLimits, childPids, clockTicks } = require("./lib/proc");
 const { SCENARIOS, SIZES, figureDefs } = require("./lib/scenarios");
+const { LARGE_SCENARIOS, LARGE_SIZES, KINDS, largeCases } = require("./lib/large");
 const report = require("./lib/report");
 
 const VENV = process.env.NODE_RED_PYTHON_VENV || path.join(ROOT, ".venv");
 const IPC_TIMEOUT_MS = 10 * 60 * 1000;
 
+const DEFAULT_SCENARIOS = ["echo", "latency", "broadcast", "connscale", "ingest"];
+const GROUPS = { default: DEFAULT_SCENARIOS, large: Object.keys(LARGE_SCENARIOS) };
+
+/** A comma-separated list, each item one of `known` (or a group name that stands for several). */
+function listArg(flag, text, known, groups = {}) {
+    const items = text.split(",").map((s) => s.trim()).filter(Boolean)
+        .flatMap((item) => groups[item] || [item]);
+    for (const item of items) {
+        if (!known.includes(item)) throw new Error(`unknown ${flag} value ${item} (known: ${known.join(", ")})`);
+    }
+    return [...new Set(items)];
+}
+
 function parseArgs(argv) {
     const options = { quick: false, repeat: null, out: path.join(__dirname, "results", "last.json"),
-        scenarios: Object.keys(SCENARIOS) };
+        scenarios: DEFAULT_SCENARIOS, sizes: Object.keys(LARGE_SIZES), kinds: KINDS };
     for (let i = 0; i < argv.length; i++) {
         const arg = argv[i];
         const value = () => {
@@ -38,15 +57,16 @@ function parseArgs(argv) {
         if (arg === "--quick") options.quick = true;
         else if (arg === "--repeat") options.repeat = Number(value());
         else if (arg === "--out") options.out = path.resolve(value());
-        else if (arg === "--scenarios") options.scenarios = value().split(",").map((s) => s.trim()).filter(Boolean);
+        else if (arg === "--scenarios") {
+            options.scenarios = listArg(arg, value(), Object.keys(SCENARIOS), GROUPS);
+        } else if (arg === "--sizes") options.sizes = listArg(arg, value(), Object.keys(LARGE_SIZES));
+        else if (arg === "--kinds") options.kinds = listArg(arg, value(), KINDS);
         else if (arg === "--help" || arg === "-h") {
             console.log("node bench/run.js [--quick] [--repeat N] [--out FILE] " +
-                `[--scenarios ${Object.keys(SCENARIOS).join(",")}]`);
+                `[--scenarios ${Object.keys(SCENARIOS).join(",")} or default,large] ` +
+                `[--sizes ${Object.keys(LARGE_SIZES).join(",")}] [--kinds ${KINDS.join(",")}]`);
             process.exit(0);
         } else throw new Error(`unknown argument ${arg}`);
-    }
-    for (const name of options.scenarios) {
-        if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name} (known: ${Object.keys(SCENARIOS).join(", ")})`);
     }
     if (options.repeat === null) options.repeat = options.quick ? 1 : 3;
     if (!(options.repeat >= 1)) throw new Error("--repeat must be ≥ 1");
@@ -90,12 +110,16 @@ function startLoadgen(fileLimit) {
     return { child, call, stop: () => child.connected && child.disconnect() };
 }
 
-/** Deploys the scenario's flow and waits until it serves (listener path) or connects (ingest). */
+/**
+ * Deploys the scenario's flow and waits until it serves (listener path) or its client connection
+ * reaches the load generator's remote server.
+ */
 async function prepare(nr, loadgen, scenario, nodes) {
-    if (scenario.flow === "ingest") {
-        const { connections } = await loadgen("ingestConnections");
+    if (scenario.remote) {
+        const name = scenario.remote;
+        const { connections } = await loadgen("remoteConnections", { name });
         await nr.deploy(nodes);
-        const waited = await loadgen("ingestWait", { after: connections, timeoutMs: 60000 });
+        const waited = await loadgen("remoteWait", { name, after: connections, timeoutMs: 60000 });
         if (!waited.ok) throw new Error("the flow's client never connected to the load generator");
     } else {
         await nr.deploy(nodes);
@@ -105,7 +129,7 @@ async function prepare(nr, loadgen, scenario, nodes) {
     await delay(300);
 }
 
-async function runOne({ nr, loadgen, impl, repeat, name, nodes, size }) {
+async function runOne({ nr, loadgen, impl, repeat, name, nodes, size, cases }) {
     const scenario = SCENARIOS[name];
     const record = { impl, repeat, scenario: name, figures: {}, problems: [], window: null, log: [] };
     const mark = nr.output.length;
@@ -114,7 +138,7 @@ async function runOne({ nr, loadgen, impl, repeat, name, nodes, size }) {
         await prepare(nr, loadgen, scenario, nodes);
         const pids = nr.pids();
         record.pids = pids;
-        const result = await scenario.run({ nr, loadgen, size, pids, wsBase: `ws://127.0.0.1:${nr.port}` });
+        const result = await scenario.run({ nr, loadgen, size, pids, cases, wsBase: `ws://127.0.0.1:${nr.port}` });
         Object.assign(record, result);
         const after = childPids(nr.pid);
         if (pids.children.join() !== after.join() && nr.alive()) {
@@ -129,7 +153,9 @@ async function runOne({ nr, loadgen, impl, repeat, name, nodes, size }) {
         record.problems.push(`Node-RED crashed (exit ${code === null ? signal : code})`);
     }
     record.log = nr.problems(mark);
-    if (record.log.length) record.problems.push(`${record.log.length} warn/error log lines, first: ${record.log[0]}`);
+    // Lines a scenario already gave to one of its cases (large ones) are not the whole run's.
+    const elsewhere = record.log.filter((line) => !(record.caseLog || []).includes(line));
+    if (elsewhere.length) record.problems.push(`${elsewhere.length} warn/error log lines, first: ${elsewhere[0]}`);
     record.seconds = (Date.now() - started) / 1000;
     return record;
 }
@@ -211,13 +237,15 @@ async function main() {
     const results = { meta: { started: new Date().toISOString(), options, sizes, fileLimits: limits,
         environment: environment(), venv: VENV }, runs: [] };
     try {
-        const { port } = await loadgen("ingestServer");
+        const remote = async (name) => `ws://127.0.0.1:${(await loadgen("remoteServer", { name })).port}/bench/${name}`;
         const core = {
             echo: flows.echoFlow(),
             broadcast: flows.broadcastFlow(),
             idle: flows.idleFlow(),
-            ingest: flows.ingestFlow(`ws://127.0.0.1:${port}/bench/ingest`, sizes.ingest.count),
+            ingest: flows.ingestFlow(await remote("ingest"), sizes.ingest.count),
+            large: flows.largeClientFlow(await remote("large")),
         };
+        const cases = largeCases(options.sizes, options.kinds);
         const built = { core, ours: {} };
         for (const [key, nodes] of Object.entries(core)) built.ours[key] = flows.toOurs(nodes);
         for (let repeat = 1; repeat <= options.repeat; repeat++) {
@@ -225,19 +253,20 @@ async function main() {
             for (const impl of order) {
                 let nr = null;
                 for (const name of options.scenarios) {
-                    if (!nr || !nr.alive()) {
+                    const settings = SCENARIOS[name].settings || "";
+                    if (!nr || !nr.alive() || nr.options.settings !== settings) {
                         if (nr) {
-                            log(`${impl}: Node-RED is gone, starting a new one`);
+                            if (!nr.alive()) log(`${impl}: Node-RED is gone, starting a new one`);
                             await nr.stop();
                         }
                         const t = Date.now();
-                        nr = new NodeRed({ env: { NODE_RED_PYTHON_VENV: VENV }, fileLimit: limits.raiseTo });
+                        nr = new NodeRed({ env: { NODE_RED_PYTHON_VENV: VENV }, fileLimit: limits.raiseTo, settings });
                         await nr.start();
                         log(`${impl}: Node-RED pid ${nr.pid} on port ${nr.port}, started in ${((Date.now() - t) / 1000).toFixed(1)} s`);
                     }
                     log(`repeat ${repeat}/${options.repeat} ${impl} ${name} …`);
                     const record = await runOne({ nr, loadgen, impl, repeat, name,
-                        nodes: built[impl][SCENARIOS[name].flow], size: sizes[name] });
+                        nodes: built[impl][SCENARIOS[name].flow], size: sizes[SCENARIOS[name].sizes || name], cases });
                     results.runs.push(record);
                     const shown = Object.entries(record.figures)
                         .map(([k, v]) => `${k}=${report.fmt(v)}`).join(" ");
@@ -249,7 +278,7 @@ async function main() {
     } finally {
         lg.stop();
     }
-    const defs = figureDefs(options.scenarios);
+    const defs = figureDefs(options.scenarios, largeCases(options.sizes, options.kinds));
     results.summary = report.summarize(defs, results.runs);
     results.meta.seconds = (Date.now() - began) / 1000;
     results.meta.codeFingerprintAtEnd = codeFingerprint();
@@ -267,16 +296,18 @@ async function main() {
         ...(changed ? [`WARNING: nodes/ or python/websocket_worker/ changed during the run (code ` +
             `${results.meta.environment.codeFingerprint} → ${results.meta.codeFingerprintAtEnd})`] : []),
         "",
-        report.mainTable(results.summary),
-        "",
+    ];
+    const main = results.summary.filter((row) => row.table !== "large");
+    if (main.length) lines.push(report.mainTable(main), "");
+    lines.push(...report.largeTable(results.summary.filter((row) => row.table === "large"), LARGE_SCENARIOS),
         "↑ higher is better, ↓ lower is better; ! k/n = a problem (crash, stall, loss, log error) in k of n runs",
         "CPU seconds come from /proc/<pid>/stat in 1/" + clockTicks + " s ticks: figures from windows under ~1 s " +
-            "(see below) are coarse.",
-        "",
-        "CPU over each measurement window (medians): the load generator next to the server " +
-            "(all = Node-RED + worker + load generator)",
-        report.cpuTable(options.scenarios, results.runs),
-    ];
+            "(see below) are coarse.");
+    const windows = options.scenarios.filter((name) => !LARGE_SCENARIOS[name]);
+    if (windows.length) {
+        lines.push("", "CPU over each measurement window (medians): the load generator next to the server " +
+            "(all = Node-RED + worker + load generator)", report.cpuTable(windows, results.runs));
+    }
     const notes = report.notes(results.runs);
     if (notes.length) lines.push("", "Problems:", ...notes);
     console.log(lines.join("\n"));

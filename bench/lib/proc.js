@@ -1,7 +1,7 @@
 /**
- * Linux /proc readings for the benchmark: CPU seconds (utime + stime) and resident memory of a
- * process, its direct children (`pgrep -P`, i.e. the Python worker of a Node-RED), and the
- * file-descriptor limits. Synchronous and cheap, so they can bracket a measurement window.
+ * Linux /proc readings for the benchmark: CPU seconds (utime + stime), resident memory and its
+ * peak of a process, its direct children (`pgrep -P`, i.e. the Python worker of a Node-RED), and
+ * the file-descriptor limits. Synchronous and cheap, so they can bracket a measurement window.
  */
 "use strict";
 
@@ -27,16 +27,39 @@ function cpuSeconds(pid) {
     return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
-/** VmRSS of one process in bytes, or null when it is gone. */
-function rssBytes(pid) {
+/** A size field of /proc/<pid>/status (e.g. VmRSS, VmHWM) in bytes, or null when it is gone. */
+function statusBytes(pid, field) {
     let status;
     try {
         status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
     } catch (_) {
         return null;
     }
-    const match = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+    const match = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(status);
     return match ? Number(match[1]) * 1024 : null;
+}
+
+/** VmRSS of one process in bytes, or null when it is gone. */
+function rssBytes(pid) {
+    return statusBytes(pid, "VmRSS");
+}
+
+/** VmHWM: the peak RSS in bytes since the process started or since resetPeakRss(pid). */
+function peakRssBytes(pid) {
+    return statusBytes(pid, "VmHWM");
+}
+
+/**
+ * Starts a new peak-RSS period (Linux 4.0+: "5" written to /proc/<pid>/clear_refs sets VmHWM to
+ * the current RSS). False when not allowed (another user's process, an older kernel, no /proc).
+ */
+function resetPeakRss(pid) {
+    try {
+        fs.writeFileSync(`/proc/${pid}/clear_refs`, "5");
+        return true;
+    } catch (_) {
+        return false;
+    }
 }
 
 function childPids(pid) {
@@ -77,4 +100,4 @@ function fileLimits() {
     return [read("-S"), read("-H")];
 }
 
-module.exports = { cpuSeconds, rssBytes, childPids, snapshot, fileLimits, clockTicks };
+module.exports = { cpuSeconds, rssBytes, peakRssBytes, resetPeakRss, childPids, snapshot, fileLimits, clockTicks };

@@ -1,7 +1,7 @@
 /**
  * Summaries and the printed report: median with min–max per figure and implementation, the
- * ours/core ratio, marks for runs that crashed, stalled or lost messages, and the load
- * generator's CPU next to the server's.
+ * ours/core ratio, marks for runs that crashed, stalled or lost messages, the load generator's
+ * CPU next to the server's, and a table of the large-message cases.
  */
 "use strict";
 
@@ -34,11 +34,15 @@ function fmt(value) {
  */
 function summarize(figureDefs, runs) {
     return figureDefs.map((def) => {
-        const row = { figure: def.key, label: def.label, better: def.better || null };
+        const row = Object.assign({ figure: def.key }, def, { better: def.better || null });
+        delete row.key;
+        // A large case's run counts as troubled for its own problems and the run's general ones.
+        const mark = def.size ? (problem) => problem.startsWith(`${def.size}:${def.kind}:`) ||
+            !/^\w+:(text|binary):/.test(problem) : () => true;
         for (const impl of ["core", "ours"]) {
             const mine = runs.filter((run) => run.impl === impl && run.scenario === def.scenario);
             row[impl] = stats(mine.map((run) => run.figures[def.key]));
-            row[impl + "Problems"] = mine.filter((run) => run.problems.length).length;
+            row[impl + "Problems"] = mine.filter((run) => run.problems.some(mark)).length;
             row[impl + "Runs"] = mine.length;
         }
         row.ratio = row.core && row.ours && row.core.median ? row.ours.median / row.core.median : null;
@@ -70,6 +74,45 @@ function mainTable(summary) {
     return table(["figure", "core median (min–max)", "ours median (min–max)", "ours/core"], rows);
 }
 
+/**
+ * The large-message cases, one row each: MiB/s, round trip, peak RSS (medians), with a legend of
+ * the scenarios. Returns lines (none when no large scenario ran).
+ */
+function largeTable(summary, scenarios) {
+    if (!summary.length) return [];
+    const rows = [];
+    const byCase = new Map();
+    for (const row of summary) {
+        const key = `${row.scenario} ${row.size} ${row.kind}`;
+        if (!byCase.has(key)) byCase.set(key, {});
+        byCase.get(key)[row.metric] = row;
+    }
+    // Problem marks go on the rate only: a peak RSS is still what it was in a stalled run.
+    const median = (row, impl, marked = false) => {
+        if (!row) return "";
+        const s = row[impl];
+        const problems = marked ? row[impl + "Problems"] : 0;
+        return (s ? fmt(s.median) : "–") + (problems ? ` !${problems}/${row[impl + "Runs"]}` : "");
+    };
+    for (const [key, m] of byCase) {
+        rows.push([key, median(m.rate, "core", true), median(m.rate, "ours", true),
+            m.rate.ratio === null ? "–" : m.rate.ratio.toFixed(2),
+            median(m.rtt, "core"), median(m.rtt, "ours"), median(m.cpu, "core"), median(m.cpu, "ours"),
+            median(m.rssMain, "core"), median(m.rssMain, "ours"),
+            median(m.rssWorker, "ours"), median(m.rssWorkerGrowth, "ours"), median(m.rssAll, "ours")]);
+    }
+    const names = [...new Set(summary.map((row) => row.scenario))];
+    return [
+        "Large messages, medians: MiB/s of payload one way; p50 round trip (ms); CPU of Node-RED + worker " +
+            "per MiB; peak RSS (MiB) during the case; worker growth = its peak minus its RSS at the case's start",
+        table(["scenario size kind", "core MiB/s ↑", "ours MiB/s ↑", "ours/core", "core p50 ms", "ours p50 ms",
+            "core CPU ms/MiB", "ours CPU ms/MiB", "core NR peak", "ours NR peak", "ours worker peak", "worker growth",
+            "ours NR+worker"], rows),
+        ...names.map((name) => `  ${name}: ${scenarios[name].title}`),
+        "",
+    ];
+}
+
 /** Per scenario and implementation: medians of loadgen and server CPU over the window. */
 function cpuTable(scenarios, runs) {
     const rows = [];
@@ -96,4 +139,4 @@ function notes(runs) {
         .map((run) => `! ${run.impl} repeat ${run.repeat} ${run.scenario}: ${run.problems.join("; ")}`);
 }
 
-module.exports = { median, stats, fmt, summarize, mainTable, cpuTable, notes };
+module.exports = { median, stats, fmt, summarize, mainTable, largeTable, cpuTable, notes };

@@ -2,24 +2,28 @@
  * The five scenarios: their counts (full and --quick), the figures each reports (label, unit,
  * which direction is better), and how each one runs against a started Node-RED with its flow
  * deployed: which load generator command, what is sampled here (ingest RSS), and what counts as
- * a problem (lost messages, stalls, connection failures).
+ * a problem (lost messages, stalls, connection failures). The large-message scenarios
+ * (bench/lib/large.js) join them here.
  */
 "use strict";
 
 const { PATHS, COUNT_URL } = require("../flows");
 const { rssBytes } = require("./proc");
+const { LARGE_SCENARIOS, BUDGETS, largeFigureDefs } = require("./large");
 
 const SIZES = {
     full: { echo: { clients: 8, inflight: 32, warmup: 20000, count: 200000 },
         latency: { warmup: 500, count: 5000 },
         broadcast: { clients: 1000, messages: 200, warmupMessages: 5 },
         connscale: { n: 5000 },
-        ingest: { count: 200000 } },
+        ingest: { count: 200000 },
+        large: BUDGETS.full },
     quick: { echo: { clients: 8, inflight: 32, warmup: 2000, count: 20000 },
         latency: { warmup: 100, count: 1000 },
         broadcast: { clients: 200, messages: 200, warmupMessages: 5 },
         connscale: { n: 500 },
-        ingest: { count: 20000 } },
+        ingest: { count: 20000 },
+        large: BUDGETS.quick },
 };
 
 const MESSAGE_BYTES = 64;
@@ -135,6 +139,7 @@ const SCENARIOS = {
 
     ingest: {
         flow: "ingest",
+        remote: "ingest",
         path: null,
         figures: [
             { key: "ingRate", label: "client ingest (msg/s)", better: "higher" },
@@ -185,10 +190,14 @@ const SCENARIOS = {
     },
 };
 
-function figureDefs(names) {
+Object.assign(SCENARIOS, LARGE_SCENARIOS);
+
+/** The figures of the named scenarios; `cases` ({size, kind}) for the large ones. */
+function figureDefs(names, cases) {
     const defs = [];
     for (const name of names) {
-        for (const def of SCENARIOS[name].figures) defs.push(Object.assign({ scenario: name }, def));
+        if (LARGE_SCENARIOS[name]) defs.push(...largeFigureDefs(name, cases));
+        else for (const def of SCENARIOS[name].figures) defs.push(Object.assign({ scenario: name }, def));
     }
     return defs;
 }
