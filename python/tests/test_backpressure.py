@@ -4,6 +4,7 @@ them, with TCP pushing back on senders; and slow readers dropped at their write_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,9 +15,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import Opcode
 
+from websocket_worker import shell
 from websocket_worker.clients import Clients
 from websocket_worker.endpoints import Endpoints
-from websocket_worker.flow import DEFAULT_FLOW_WINDOW, DEFAULT_FLOW_WINDOW_BYTES, FlowControl
+from websocket_worker.flow import FlowControl
+from websocket_worker.options import DEFAULT_FLOW_WINDOW, DEFAULT_FLOW_WINDOW_BYTES
 from websocket_worker.worker import Worker
 
 from .conftest import (
@@ -364,7 +367,14 @@ async def test_heartbeat_does_not_time_out_while_paused() -> None:
 # Slow readers.
 
 
-async def test_slow_session_is_dropped_and_broadcast_goes_on() -> None:
+@pytest.fixture
+def short_stall(monkeypatch: pytest.MonkeyPatch) -> float:
+    """A peer over the write limit counts as stalled after 50 ms without progress (1 s)."""
+    monkeypatch.setattr(shell, "STALL_SECONDS", 0.05)
+    return 0.05
+
+
+async def test_slow_session_is_dropped_and_broadcast_goes_on(short_stall: float) -> None:
     """A session whose peer stopped reading is dropped at write_limit (error, warn log, close
     1006) while a broadcast keeps serving the others without waiting."""
     limit = 64 * 1024
@@ -382,8 +392,9 @@ async def test_slow_session_is_dropped_and_broadcast_goes_on() -> None:
         await loop.sock_sendall(slow, handshake_request("/ws"))  # then never reads
         await harness.events.get("open", 1, "slow")
         sent = 0
-        while not harness.events.of("error") and sent < 100:
-            payload = bytes([sent]) * (32 * 1024)
+        deadline = loop.time() + WAIT
+        while not harness.events.of("error") and loop.time() < deadline:
+            payload = bytes([sent % 256]) * (32 * 1024)
             harness.registry.send(1, None, payload)
             sent += 1
             assert await asyncio.wait_for(fast.recv(), WAIT) == payload
@@ -412,7 +423,70 @@ async def test_message_larger_than_write_limit_reaches_a_reading_peer() -> None:
         assert harness.events.of("error") == [] and harness.events.of("close") == []
 
 
-async def test_slow_server_drops_the_client_connection_which_reconnects() -> None:
+async def test_several_large_messages_in_flight_to_a_reading_peer_are_not_dropped(
+    short_stall: float,
+) -> None:
+    """Messages each four times write_limit, written back to back while the peer reads them
+    (slowly, 64 KiB a read with pauses): the unsent bytes stay far over the limit, but the peer
+    keeps taking them, so nothing is dropped. (Core queues them too.)"""
+    limit = 256 * 1024
+    async with harnessed(FlowControl(), write_limit=limit) as harness:
+        harness.acks.start()
+        loop = asyncio.get_running_loop()
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        reader.setblocking(False)
+        await loop.sock_connect(reader, harness.listener.getsockname())
+        conn = await accept(harness.listener)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)  # unsent bytes stay ours
+        harness.registry.adopt(1, "r", conn)
+        client = SansIOClient("ws://localhost/ws", max_size=None)
+        await loop.sock_sendall(reader, client.outgoing())
+        await harness.events.get("open", 1, "r")
+        payloads = [bytes([n]) * (4 * limit) for n in range(4)]
+        for payload in payloads:
+            harness.registry.send(1, "r", payload)
+            await asyncio.sleep(short_stall / 5)
+        while len(client.frames) < len(payloads):
+            data = await asyncio.wait_for(loop.sock_recv(reader, 65536), WAIT)
+            assert data, f"dropped after {len(client.frames)} messages"
+            client.receive(data)
+            await asyncio.sleep(short_stall / 10)
+        assert [frame.data for frame in client.frames] == payloads
+        assert harness.events.of("error") == [] and harness.events.of("close") == []
+        reader.close()
+
+
+async def test_a_peer_taking_a_few_bytes_at_a_time_is_dropped(short_stall: float) -> None:
+    """A peer that reads, but only a few bytes now and then, cannot hold more than write_limit
+    in the worker for long: taking less than 64 KiB in a stall period counts as not reading."""
+    limit = 64 * 1024
+    async with harnessed(FlowControl(), write_limit=limit) as harness:
+        harness.acks.start()
+        loop = asyncio.get_running_loop()
+        trickle = socket.socket()
+        trickle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        trickle.setblocking(False)
+        await loop.sock_connect(trickle, harness.listener.getsockname())
+        conn = await accept(harness.listener)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        harness.registry.adopt(1, "t", conn)
+        await loop.sock_sendall(trickle, handshake_request("/ws"))
+        await harness.events.get("open", 1, "t")
+        deadline = loop.time() + WAIT
+        while not harness.events.of("error") and loop.time() < deadline:
+            harness.registry.send(1, "t", b"\x00" * (32 * 1024))
+            with contextlib.suppress(BlockingIOError):
+                trickle.recv(16)  # a few bytes a turn
+            await asyncio.sleep(short_stall / 10)
+        assert (await harness.events.get("error", 1, "t"))[3].startswith("outgoing buffer over")
+        assert await harness.events.get("close", 1, "t") == ["close", 1, "t", 1006, ""]
+        trickle.close()
+
+
+async def test_slow_server_drops_the_client_connection_which_reconnects(
+    short_stall: float,
+) -> None:
     """A client connection whose server stopped reading is dropped at write_limit (error, warn
     log naming the URL without credentials or query, close 1006) and reconnects."""
     attempts: list[int] = []
@@ -434,11 +508,11 @@ async def test_slow_server_drops_the_client_connection_which_reconnects() -> Non
             url = f"ws://user:pw@127.0.0.1:{port}/feed?token=t0k"
             registry.connect(1, options(url, write_limit=limit))
             await events.get("open")
-            for _ in range(2000):  # up to 128 MB; TCP holds a few
-                if events.of("error"):
-                    break
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + WAIT
+            while not events.of("error") and loop.time() < deadline:
                 registry.send(1, b"\x00" * (64 * 1024))
-                await asyncio.sleep(0)
+                await asyncio.sleep(short_stall / 10)
             error = f"outgoing buffer over {limit} bytes: the peer is not reading"
             assert await events.get("error") == ["error", 1, None, error]
             assert await events.get("close") == ["close", 1, None, 1006, ""]

@@ -13,7 +13,8 @@ It moves bytes between the transport and the core, and keeps what needs a clock 
 - **writes**: inside a :class:`WriteBatch` each shell collects its frames and writes them at once;
   b"" from the core means EOF;
 - **slow readers**: a shell whose transport holds more than ``write_limit`` unsent bytes when it
-  is written to again is dropped (``error``, a ``warn`` log, abort); a broadcast never waits;
+  is written to, and whose peer took (almost) nothing of them for a second, is dropped
+  (``error``, a ``warn`` log, abort); a broadcast never waits;
 - **the closing timeout**: once the closing handshake started, the peer has
   ``closing_timeout`` seconds to finish it and end TCP, then the connection is dropped.
 """
@@ -28,11 +29,16 @@ from .core import OPEN, Failed, WebSocketCore
 from .flow import FlowControl
 from .ipc import LARGE_PAYLOAD
 
-__all__ = ["HIGH_WATER", "Emit", "Shell", "WriteBatch"]
+__all__ = ["HIGH_WATER", "STALL_PROGRESS", "STALL_SECONDS", "Emit", "Shell", "WriteBatch"]
 
 #: asyncio's (and uvloop's) default high-water mark of a transport's write buffer: above it the
 #: transport calls ``pause_writing``, which is when the write limit is checked.
 HIGH_WATER = 64 * 1024
+
+#: Over ``write_limit``, a peer that takes less than STALL_PROGRESS bytes in STALL_SECONDS is
+#: dropped: it is not reading (or is reading a few bytes a second to hold memory).
+STALL_SECONDS = 1.0
+STALL_PROGRESS = 64 * 1024
 
 Emit = Callable[[list[Any]], None]
 
@@ -70,7 +76,9 @@ class Shell(asyncio.Protocol):
         "_dropped",
         "_error_reported",
         "_out",
+        "_stall",
         "_writes_paused",
+        "_written",
         "batch",
         "core",
         "emit",
@@ -103,6 +111,8 @@ class Shell(asyncio.Protocol):
         self._closing = False  # we started the closing handshake: read regardless of the flow
         self._error_reported = False
         self._writes_paused = False  # the transport buffer is over its high-water mark
+        self._written = 0  # bytes handed to the transport
+        self._stall: tuple[float, int] | None = None  # over the limit since, bytes sent then
         self._dropped = False  # dropped by us (not reading, no heartbeat): close 1006
         self._closing_timer: asyncio.TimerHandle | None = None
         self._out: list[bytes] = []
@@ -301,6 +311,7 @@ class Shell(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             if self._writes_paused and self._over_write_limit(transport):
                 return
+            self._written += len(data)
             transport.write(data)
 
     def write_out(self) -> None:
@@ -310,6 +321,7 @@ class Shell(asyncio.Protocol):
         if out and transport is not None and not transport.is_closing():
             if self._writes_paused and self._over_write_limit(transport):
                 return
+            self._written += sum(map(len, out))
             if len(out) == 1:
                 transport.write(out[0])
             elif sum(map(len, out)) < LARGE_PAYLOAD:
@@ -318,16 +330,27 @@ class Shell(asyncio.Protocol):
                 transport.writelines(out)  # large payloads as they are (uvloop: no copy)
 
     def _over_write_limit(self, transport: asyncio.Transport) -> bool:
-        """Drop the connection when what earlier writes left unsent is over ``write_limit``.
+        """Drop the connection when more than ``write_limit`` bytes wait unsent and the peer
+        has taken less than :data:`STALL_PROGRESS` bytes of them for :data:`STALL_SECONDS`.
 
-        Checked before each write, so one message larger than the limit still goes to a peer
-        that reads; the next write finds out whether it did.
+        Checked before each write. A peer that reads is never dropped, however large the
+        messages or however many are in flight (several 16 MiB messages queue up to 64 MiB on
+        a fast local link too); one that stopped reading, or reads a few bytes a second, is.
         """
         limit = self.write_limit
         if limit is None:
             return False
         queued = transport.get_write_buffer_size()
         if queued <= limit:
+            self._stall = None
+            return False
+        sent = self._written - queued
+        now = asyncio.get_running_loop().time()
+        stall = self._stall
+        if stall is None or sent - stall[1] >= STALL_PROGRESS:
+            self._stall = (now, sent)  # (again) over the limit, or the peer is taking data
+            return False
+        if now - stall[0] < STALL_SECONDS:
             return False
         self.warn(self.describe_drop(queued))
         self.fail(f"outgoing buffer over {limit} bytes: the peer is not reading")
