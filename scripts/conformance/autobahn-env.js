@@ -126,6 +126,39 @@ function step(log, what, command, args) {
     return result;
 }
 
+function sleepSync(milliseconds) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, milliseconds);
+}
+
+/** Runs `fn` holding `.autobahn/setup.lock` (a directory), so two runs never set up at once. */
+function withSetupLock(log, fn) {
+    fs.mkdirSync(HOME, { recursive: true });
+    const lock = path.join(HOME, "setup.lock");
+    const deadline = Date.now() + 20 * 60 * 1000;
+    for (let told = false; ; sleepSync(1000)) {
+        try {
+            fs.mkdirSync(lock);
+            break;
+        } catch (err) {
+            if (err.code !== "EEXIST") throw err;
+        }
+        let age = 0;
+        try { age = Date.now() - fs.statSync(lock).mtimeMs; } catch (_) { continue; }
+        if (age > 20 * 60 * 1000 || Date.now() > deadline) {
+            log(`removing a stale ${path.relative(ROOT, lock)} (${Math.round(age / 1000)} s old)`);
+            fs.rmSync(lock, { recursive: true, force: true });
+        } else if (!told) {
+            told = true;
+            log("another run is setting up .autobahn/: waiting for it");
+        }
+    }
+    try {
+        return fn();
+    } finally {
+        fs.rmSync(lock, { recursive: true, force: true });
+    }
+}
+
 /**
  * Makes sure `.autobahn/py27` holds Autobahn|Testsuite; returns {python, wstest, seconds, created}.
  * `log` receives one line per step (only when something has to be installed).
@@ -136,9 +169,17 @@ function ensureAutobahn(log = () => {}) {
     const python = path.join(PY27_VENV, "bin", "python");
     const wstest = path.join(PY27_VENV, "bin", "wstest");
     const wanted = fingerprint(python27);
-    if (fs.existsSync(STAMP) && fs.readFileSync(STAMP, "utf8").trim() === wanted && fs.existsSync(wstest)) {
-        return { python, wstest, seconds: 0, created: false };
-    }
+    const ready = () => fs.existsSync(STAMP) && fs.readFileSync(STAMP, "utf8").trim() === wanted &&
+        fs.existsSync(wstest);
+    if (ready()) return { python, wstest, seconds: 0, created: false };
+    return withSetupLock(log, () => {
+        if (ready()) return { python, wstest, seconds: (Date.now() - started) / 1000, created: false };
+        setUp(log, python27, python, wstest, wanted);
+        return { python, wstest, seconds: (Date.now() - started) / 1000, created: true };
+    });
+}
+
+function setUp(log, python27, python, wstest, wanted) {
     log(`setting up Autobahn|Testsuite in ${path.relative(process.cwd(), HOME) || HOME}/ (Python 2.7: ${python27}); ` +
         "this takes about a minute, once");
     fs.mkdirSync(HOME, { recursive: true });
@@ -156,7 +197,6 @@ function ensureAutobahn(log = () => {}) {
         ["-m", "pip", "install", "-q", "-r", REQUIREMENTS]);
     step(log, "checking wstest", wstest, ["-a"]);
     fs.writeFileSync(STAMP, `${wanted}\n`);
-    return { python, wstest, seconds: (Date.now() - started) / 1000, created: true };
 }
 
 module.exports = { ensureAutobahn, findPython27, HOME };

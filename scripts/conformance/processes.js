@@ -7,6 +7,7 @@
 "use strict";
 
 const childProcess = require("child_process");
+const fs = require("fs");
 
 const live = new Set();
 
@@ -26,6 +27,52 @@ function childPids(pid) {
     } catch (_) {
         return [];
     }
+}
+
+let clockTicks = 100;
+try {
+    clockTicks = Number(childProcess.execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+} catch (_) { /* keep the usual 100 */ }
+
+/** CPU seconds (user + system) of a process from /proc (Linux), or null when it is gone. */
+function cpuSeconds(pid) {
+    let stat;
+    try {
+        stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch (_) {
+        return null;
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
+/**
+ * Samples the CPU time of named processes every second; `roles()` returns {name: [pids]}.
+ * stop() returns {name: seconds} (the last reading of each pid, so exited ones count too).
+ */
+function cpuSampler(roles) {
+    const last = {};
+    const sample = () => {
+        for (const [name, pids] of Object.entries(roles())) {
+            for (const pid of pids) {
+                const value = cpuSeconds(pid);
+                if (value !== null) last[`${name}:${pid}`] = value;
+            }
+        }
+    };
+    const timer = setInterval(sample, 1000);
+    return {
+        stop() {
+            sample();
+            clearInterval(timer);
+            const total = {};
+            for (const [key, value] of Object.entries(last)) {
+                const name = key.split(":")[0];
+                total[name] = (total[name] || 0) + value;
+            }
+            return total;
+        },
+    };
 }
 
 function delay(milliseconds) {
@@ -109,4 +156,4 @@ function installCleanup(onSignal) {
     });
 }
 
-module.exports = { spawn, stop, stopAll, installCleanup, delay, alive };
+module.exports = { spawn, stop, stopAll, installCleanup, delay, alive, childPids, cpuSampler };
