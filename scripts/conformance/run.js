@@ -326,6 +326,10 @@ async function main() {
     if (env.created) log(`Autobahn|Testsuite set up in ${env.seconds.toFixed(0)} s`);
     const suite = JSON.parse(runPython(env.python, [path.join(__dirname, "testsuite.py"), "cases"]));
 
+    if (!options.modes.some((mode) => selectCases(suite, mode, options, expected).length)) {
+        throw new UsageError(`no case of the modes ${options.modes.join(", ")} matches --cases ${options.cases.join(",")}`);
+    }
+
     // One folder per run: runs side by side (another worktree sharing .autobahn/) keep theirs.
     const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
     const reportsRoot = options.keep ? path.join(HOME, "reports", `${stamp}-${process.pid}`) :
