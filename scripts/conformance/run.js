@@ -336,6 +336,7 @@ async function main() {
     const reportsRoot = options.keep ? path.join(HOME, "reports", `${stamp}-${process.pid}`) :
         fs.mkdtempSync(path.join(os.tmpdir(), "pyws-autobahn-"));
     fs.mkdirSync(reportsRoot, { recursive: true });
+    if (!options.keep) process.on("exit", () => fs.rmSync(reportsRoot, { recursive: true, force: true }));
 
     const outcomes = [];
     try {
@@ -355,7 +356,7 @@ async function main() {
                 result = await run(mode, ids, env, outdir, options);
             } catch (err) {
                 result = { results: null, notes: [], error: err.message };
-                log(`${mode}: ERROR ${err.message}`);
+                if (!interrupted) log(`${mode}: ERROR ${err.message}`);
             }
             const took = seconds(started);
             log(`${mode}: done in ${took.toFixed(1)} s`);
