@@ -284,6 +284,7 @@ async def bridge() -> AsyncIterator[Bridge]:
         str(worker_ipc.fileno()),
         pass_fds=(theirs.fileno(), worker_ipc.fileno()),
         stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env=env,
     )
     theirs.close()
@@ -375,6 +376,23 @@ async def test_worker_exits_0_on_sigterm(bridge: Bridge) -> None:
     await bridge.next("hello")
     bridge.process.terminate()
     assert await asyncio.wait_for(bridge.process.wait(), WAIT) == 0
+
+
+async def test_sigterm_during_an_unlisten_ends_it_cleanly(bridge: Bridge) -> None:
+    """SIGTERM while an unlisten waits for a peer that never answers its close: the worker
+    still exits 0, with nothing on stderr (no task left pending when its loop closes)."""
+    await bridge.next("hello")
+    bridge.send(["listen", 1, {"path": "/ws"}])
+    await bridge.next("listening")
+    client = SansIOClient("ws://localhost/ws")
+    bridge.send(["stream_open", 1, "p1", client.outgoing(), b""])
+    await bridge.next("open")
+    bridge.send(["unlisten", 1])  # the relayed peer never answers the close: 2 s to wait
+    await bridge.next("stream_data")  # the close frame went out
+    bridge.process.terminate()
+    assert await asyncio.wait_for(bridge.process.wait(), WAIT) == 0
+    assert bridge.process.stderr is not None
+    assert (await bridge.process.stderr.read()).decode() == ""
 
 
 def test_version_flag() -> None:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from websockets.exceptions import InvalidHandshake, InvalidHeader, InvalidMessage, InvalidURI
 from websockets.uri import parse_uri
 
+from .background import Background
 from .client_session import ClientSession, HandshakeRejected, safe_url
 from .connector import ProxyError, open_transport
 from .flow import FlowControl
@@ -190,7 +191,7 @@ class Clients:
         self.flow = flow if flow is not None else FlowControl()
         self._batch = batch if batch is not None else WriteBatch()
         self._connections: dict[int, ClientConnection] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background()
 
     def __contains__(self, owner: object) -> bool:
         return owner in self._connections
@@ -214,7 +215,7 @@ class Clients:
         if connection is None:
             self._emit(["closed", owner])
             return
-        self._spawn(self._disconnect(connection))
+        self._background.spawn(self._disconnect(connection))
 
     async def _disconnect(self, connection: ClientConnection) -> None:
         try:
@@ -233,8 +234,5 @@ class Clients:
         self._connections.clear()
         if connections:
             await asyncio.gather(*(c.stop(timeout) for c in connections))
+        await self._background.finish(timeout)  # a disconnect under way
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

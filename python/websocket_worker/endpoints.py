@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 
+from .background import Background
 from .flow import FlowControl
 from .frames import message_frame
 from .handshake import Answer, answer, select_subprotocol
@@ -151,7 +152,7 @@ class Endpoints:
         self.flow = flow if flow is not None else FlowControl()
         self._endpoints: dict[int, Endpoint] = {}
         self._streams: dict[str, StreamTransport] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background()
         #: Enter it around a run of commands to write each session's frames at once.
         self.batch = batch if batch is not None else WriteBatch()
 
@@ -183,7 +184,7 @@ class Endpoints:
         if endpoint is None:
             self._emit(["closed", owner])
             return
-        self._spawn(self._unlisten(endpoint))
+        self._background.spawn(self._unlisten(endpoint))
 
     async def _unlisten(self, endpoint: Endpoint) -> None:
         try:
@@ -222,7 +223,7 @@ class Endpoints:
             protocol = _NotFound()
         else:
             protocol = endpoint.new_session(sid, request, head)
-        self._spawn(self._connect(sock, protocol))
+        self._background.spawn(self._connect(sock, protocol))
 
     async def _connect(self, sock: socket.socket, protocol: asyncio.Protocol) -> None:
         loop = asyncio.get_running_loop()
@@ -278,8 +279,5 @@ class Endpoints:
         self._endpoints.clear()
         if endpoints:
             await asyncio.gather(*(endpoint.close(timeout) for endpoint in endpoints))
+        await self._background.finish(timeout)  # an unlisten under way
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
