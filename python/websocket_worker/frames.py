@@ -68,7 +68,10 @@ def message_frame(data: str | bytes, masked: bool = False) -> bytes:
     else:
         payload, first = data, FIN | BINARY
     if not masked:  # the hot path: every message a listener sends
-        return frame_header(first, len(payload)) + payload
+        length = len(payload)
+        if length < 126:
+            return bytes((first, length)) + payload
+        return frame_header(first, length) + payload
     return build_frame(first, payload, masked)
 
 

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 from .core import OPEN, WebSocketCore
 from .flow import FlowControl
+from .frames import message_frame
 from .handshake import TOO_LARGE, Answer, RequestReader
+from .ipc import LARGE_PAYLOAD
 from .options import EndpointOptions
 from .shell import Shell, WriteBatch
 
@@ -71,6 +73,14 @@ class ServerSession(Shell):
 
     def describe_drop(self, queued: int) -> str:
         return f"{self.host.name}: a client stopped reading; dropped it after {queued} bytes queued"
+
+    def send(self, data: str | bytes) -> None:
+        if self.plain and len(data) < LARGE_PAYLOAD:  # the hot path: no extension to apply
+            core = self.core
+            if core is not None and core.state is OPEN:
+                self._write(message_frame(data))
+            return
+        super().send(data)
 
     def write_frame(self, wire: bytes) -> None:
         """Write an already serialized unmasked frame (a broadcast to a ``plain`` session)."""
