@@ -1,52 +1,54 @@
 /**
- * A worker that keeps dying right after it starts is restarted with growing backoff, the status
- * says why, and the log says each time how long the next wait is.
+ * Listener connections relayed as bytes through the event channel (the HTTPS / Windows fallback,
+ * here forced with pyWebsocketListenerHandoff: false): echoes, disconnects, and
+ * webSocketNodeVerifyClient applied before any byte reaches the worker.
  */
 "use strict";
 
-const fs = require("fs");
-const os = require("os");
-const path = require("path");
-require("should");
-const { WorkerBridge } = require("../nodes/lib/bridge");
-const { waitFor, ms } = require("./lib/harness");
+const helper = require("node-red-node-test-helper");
+const websocketNodes = require("../nodes/websocket.js");
+const { waitFor, connectClient, closeClient, recordStatuses, wsUrl, withHelper } = require("./lib/harness");
+const { echoFlow } = require("./lib/flows");
 
-const VENV_PYTHON = path.resolve(__dirname, "..", ".venv", "bin", "python");
+helper.init(require("./lib/node-red-path").redMain);
 
-describe("worker crash loop", function () {
-    let dir;
-    let bridge;
-    let id;
-    before(function () {
-        dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-crash-"));
-        // An interpreter that answers the set-up probes but whose worker exits at once.
-        const fake = path.join(dir, "python");
-        fs.writeFileSync(fake, `#!/bin/sh\nif [ "$1" = "-m" ]; then echo "boom" >&2; exit 3; fi\nexec "${VENV_PYTHON}" "$@"\n`);
-        fs.chmodSync(fake, 0o755);
-    });
-    after(async function () {
-        if (bridge && id) await bridge.remove(id);
-        if (bridge) clearTimeout(bridge.restartTimer);
-        fs.rmSync(dir, { recursive: true, force: true });
+describe("listener connections relayed as bytes (the HTTPS / Windows fallback)", function () {
+    withHelper(helper, { pyWebsocketListenerHandoff: false });
+
+    it("echoes text and binary through the relay", async function () {
+        await helper.load(websocketNodes, echoFlow("/relay"));
+        const ws = await connectClient(wsUrl(helper, "/relay"));
+        ws.send("relayed");
+        ws.send(Buffer.from([7, 7, 7]));
+        await waitFor("both echoes", () => ws.received.length === 2);
+        ws.received[0].should.equal("relayed");
+        ws.received[1].should.eql(Buffer.from([7, 7, 7]));
+        await closeClient(ws);
     });
 
-    it("backs off 0.2 s, 0.4 s, 0.8 s … and shows why in the status", async function () {
-        const logs = [];
-        const states = [];
-        bridge = new WorkerBridge();
-        bridge.configure({
-            settings: { pyWebsocketListenerPython: path.join(dir, "python") },
-            log: { info: () => {}, debug: () => {}, warn: (m) => logs.push(m), error: (m) => logs.push(m) },
-        });
-        id = bridge.add("listen", { path: "/x" }, {
-            open() {}, message() {}, close() {}, error() {}, workerLost() {},
-            workerState: (state, detail) => states.push([state, detail && detail.message]),
-        });
-        await waitFor("four restarts", () => logs.filter((m) => /restarting in/.test(m)).length >= 4, ms(20000));
-        const waits = logs.filter((m) => /restarting in/.test(m)).map((m) => Number(m.match(/restarting in (\d+) ms/)[1]));
-        waits.slice(0, 4).should.eql([200, 400, 800, 1600]);
-        logs.find((m) => /restarting in/.test(m)).should.match(/worker stopped \(exit code 3\)/);
-        logs.some((m) => /boom/.test(m)).should.be.true();
-        states.some(([state, why]) => state === "restarting" && why === "exit code 3").should.be.true();
+    it("reports the disconnect of a relayed client", async function () {
+        await helper.load(websocketNodes, echoFlow("/relay"));
+        const statuses = recordStatuses(helper.getNode("in"));
+        const ws = await connectClient(wsUrl(helper, "/relay"));
+        await waitFor("connect", () => statuses.some((s) => s.event === "connect"));
+        ws.terminate();
+        await waitFor("disconnect", () => statuses.some((s) => s.event === "disconnect"));
+    });
+});
+
+describe("webSocketNodeVerifyClient on relayed connections", function () {
+    withHelper(helper, { pyWebsocketListenerHandoff: false,
+            webSocketNodeVerifyClient: (info) => info.req.headers["x-ok"] === "yes" });
+
+    it("rejects a relayed client with 401 before any byte reaches the worker, and relays the allowed one", async function () {
+        await helper.load(websocketNodes, echoFlow("/relay"));
+        const statuses = recordStatuses(helper.getNode("in"));
+        const err = await connectClient(wsUrl(helper, "/relay")).then(() => null, (e) => e);
+        err.statusCode.should.equal(401);
+        const ok = await connectClient(wsUrl(helper, "/relay"), { headers: { "x-ok": "yes" } });
+        ok.send("allowed");
+        await waitFor("the echo", () => ok.received.length === 1);
+        statuses.filter((s) => s.event === "connect").length.should.equal(1);
+        await closeClient(ok);
     });
 });

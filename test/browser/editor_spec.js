@@ -78,7 +78,7 @@ describe("editor in a browser (Chromium)", function() {
         if (browser) await browser.close().catch(() => {});
         if (red) {
             await red.stop();
-            red.cleanup();
+            await red.cleanup();
         }
         if (staticDir) fs.rmSync(staticDir, { recursive: true, force: true });
     });
