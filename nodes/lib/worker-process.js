@@ -1,7 +1,7 @@
 /**
- * One Python worker process and its life: Python set up (python-env.js), spawn, the hello check,
- * supervision (this is where a worker is restarted, with backoff), and the state every owner
- * sees. The states and the transitions allowed between them are the table TRANSITIONS.
+ * One Python worker process and its life: Python set up (python-env.js), spawn (worker-spawn.js),
+ * the hello check, supervision (this is where a worker is restarted, with backoff), and the state
+ * every owner sees. The states and the transitions allowed between them are the table TRANSITIONS.
  *
  * Why a worker stopped decides what follows:
  *  - Node-RED itself is stopping (shutdown.js): it went with Node-RED; no restart, debug log;
@@ -13,11 +13,10 @@
  */
 "use strict";
 
-const childProcess = require("child_process");
-const path = require("path");
 const { EventChannel } = require("./event-channel");
 const { PROTOCOL_VERSION } = require("./protocol");
-const { preparePython, PYTHON_DIR } = require("./python-env");
+const { preparePython } = require("./python-env");
+const { spawnWorker, pipeLines } = require("./worker-spawn");
 const { StateMachine } = require("./state-machine");
 const { nodeRedStopping } = require("./shutdown");
 
@@ -33,9 +32,9 @@ const TRANSITIONS = {
 
 class WorkerProcess {
     /**
-     * host: settings() (validated settings.js values), log (a BridgeLog), limits (options.js
-     * LIMITS), wanted() (is a worker needed?), onFrames(frames), onReady(), onLost() (the worker
-     * and all it served are gone), onState(state, detail).
+     * host: rawSettings() (RED.settings), configureOptions(), log (a BridgeLog), limits
+     * (options.js LIMITS), wanted() (is a worker needed?), onFrames(frames), onReady(), onLost()
+     * (the worker and all it served are gone), onState(state, detail).
      */
     constructor(host) {
         this.host = host;
@@ -147,15 +146,9 @@ class WorkerProcess {
     }
 
     _spawn(python) {
-        const env = Object.assign({}, process.env, {
-            PYTHONPATH: [PYTHON_DIR, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
-            PYTHONUNBUFFERED: "1",
-            PYTHONDONTWRITEBYTECODE: "1",
-        });
         let child;
         try {
-            child = childProcess.spawn(python, ["-m", "websocket_worker", "--events-fd", "4", "--handoff-fd", "3"],
-                { stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"], env, windowsHide: true });
+            child = spawnWorker(python);
         } catch (err) {
             this._exited(null, null, err);
             return;
@@ -186,16 +179,9 @@ class WorkerProcess {
             if (this.child === child) this._exited(code, signal);
         });
         child.on("message", () => {}); // on fd 3 the worker only answers Node's own NODE_* messages
-        for (const stream of [child.stdout, child.stderr]) stream.on("error", () => {});
         pipeLines(child.stdout, (line) => this.log.worker("debug", line));
         pipeLines(child.stderr, (line) => this.log.worker("warn", line));
         this._installExitHook();
-        // Node-RED may exit while the worker runs: the worker sees the end of its channel and exits.
-        child.unref();
-        if (child.channel && child.channel.unref) child.channel.unref();
-        for (const stream of [child.stdout, child.stderr, child.stdio[4]]) {
-            if (stream && stream.unref) stream.unref();
-        }
     }
 
     _detach() {
@@ -240,15 +226,6 @@ class WorkerProcess {
             }
         });
     }
-}
-
-function pipeLines(stream, onLine) {
-    let rest = "";
-    stream.on("data", (chunk) => {
-        const lines = (rest + chunk.toString()).split(/\r?\n/);
-        rest = lines.pop();
-        for (const line of lines) if (line.trim()) onLine(line);
-    });
 }
 
 module.exports = { WorkerProcess, TRANSITIONS };
