@@ -119,16 +119,17 @@ class EventChannel {
 
     _flush() {
         this.flushScheduled = false;
-        if (this.closed || this.blocked || this.queue.length === 0) return;
-        const queue = this.queue;
-        const data = queue.length === 1 ? queue[0] : Buffer.concat(queue, this.queuedBytes);
-        this.queue = [];
-        this.queuedBytes = 0;
-        if (!this.stream.write(data)) {
-            this.blocked = true;
-            this._watchStall(this._unsentBytes());
+        if (!this.closed && !this.blocked && this.queue.length > 0) {
+            const queue = this.queue;
+            const data = queue.length === 1 ? queue[0] : Buffer.concat(queue, this.queuedBytes);
+            this.queue = [];
+            this.queuedBytes = 0;
+            if (!this.stream.write(data)) {
+                this.blocked = true;
+                this._watchStall(this._unsentBytes());
+            }
         }
-        if (!this.congested) this._releaseWaiters();
+        if (this.writableWaiters.length > 0 && !this.congested) this._releaseWaiters();
     }
 
     /** While blocked, checks every stallTimeoutMs that the worker took something. */
