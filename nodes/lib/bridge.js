@@ -23,18 +23,30 @@ const { watchShutdown } = require("./shutdown");
 
 /**
  * What each worker event does (docs/protocol.md): [fields it needs after the kind,
- * handler(bridge, ...fields)]. A frame with fewer fields is a bad frame.
+ * handler(bridge, ...fields)]. A frame with fewer fields is a bad frame. Events for an owner go
+ * to its handler (owners.js) with sid null for a client connection; an owner that is gone (it
+ * was just removed) gets nothing.
  */
 const EVENTS = {
     hello: [1, (bridge, info) => bridge.worker.hello(info || {})],
     log: [2, (bridge, level, text) => bridge.log.worker(level, text)],
-    open: [2, (bridge, id, sid, info) => bridge._toOwner(id, "open", sid, info || {})],
+    open: [2, (bridge, id, sid, info) => {
+        const handler = bridge._handler(id);
+        if (handler) handler.open(sid ?? null, info || {});
+    }],
     message: [3, (bridge, id, sid, data) => {
         bridge.worker.delivered();
-        bridge._toOwner(id, "message", sid, typeof data === "string" ? data : asBuffer(data));
+        const handler = bridge._handler(id);
+        if (handler) handler.message(sid ?? null, typeof data === "string" ? data : asBuffer(data));
     }],
-    close: [3, (bridge, id, sid, code, reason) => bridge._toOwner(id, "close", sid, code, reason || "")],
-    error: [3, (bridge, id, sid, text) => bridge._toOwner(id, "error", sid, String(text))],
+    close: [3, (bridge, id, sid, code, reason) => {
+        const handler = bridge._handler(id);
+        if (handler) handler.close(sid ?? null, code, reason || "");
+    }],
+    error: [3, (bridge, id, sid, text) => {
+        const handler = bridge._handler(id);
+        if (handler) handler.error(sid ?? null, String(text));
+    }],
     listening: [1, (bridge, id) => bridge._listening(id)],
     closed: [1, (bridge, id) => bridge.owners.closed(id)],
     stream_data: [2, (bridge, sid, data) => bridge.relay.data(sid, data)],
@@ -147,14 +159,14 @@ class Bridge {
             } else if (frame.length - 1 < event[0]) {
                 this.log.error("websocket.log.bad-frame", { error: `${frame[0]} with ${frame.length - 1} fields` });
             } else {
-                event[1](this, ...frame.slice(1));
+                event[1](this, frame[1], frame[2], frame[3], frame[4]);
             }
         }
     }
 
-    _toOwner(id, method, sid, ...args) {
+    _handler(id) {
         const owner = this.owners.get(id);
-        if (owner) owner.handler[method](sid === undefined ? null : sid, ...args);
+        return owner ? owner.handler : null;
     }
 
     _listening(id) {

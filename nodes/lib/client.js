@@ -62,7 +62,7 @@ class ClientConnection {
 
     /** A client connection has one session: a message carrying a _session is not sent back (as core). */
     reply() {
-        return "sent";
+        return "ignored";
     }
 
     close() {

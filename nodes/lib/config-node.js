@@ -9,7 +9,8 @@
  *   addUser(node), removeUser(node) -> Promise   a client connects only while it has users
  *   sendMessage(data) -> "sent" | "queued" | "not-connected" | "busy"   listener: to every session;
  *     client: to the server, held while the connection is down
- *   reply(sid, data) -> "sent" | "busy"   listener: to that session only; client: ignored
+ *   reply(sid, data) -> "sent" | "ignored" | "busy"   listener: to that session only (ignored once
+ *     it is gone); client: ignored, so an in -> out wire cannot loop (as core)
  *   events "opened" and "closed" {count, id}, "session-error" {err, id}, "worker" {state, detail}
  *
  * ("session-error", not core's "erro": an EventEmitter "error" event without a listener throws.

@@ -76,7 +76,7 @@ class Listener {
 
     /** To session sid only; nothing when it is gone. */
     reply(sid, data) {
-        if (this.ownerId === null || !this.sessions.has(sid)) return "sent";
+        if (this.ownerId === null || !this.sessions.has(sid)) return "ignored";
         return this.bridge.send(this.ownerId, sid, data) === "busy" ? "busy" : "sent";
     }
 
