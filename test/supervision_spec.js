@@ -120,9 +120,10 @@ describe("worker crash loop", function () {
     let id;
     before(function () {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-crash-"));
-        // An interpreter that answers the set-up probes but whose worker exits at once.
+        // An interpreter that passes the set-up checks but whose worker exits at once.
         const fake = path.join(dir, "python");
-        fs.writeFileSync(fake, `#!/bin/sh\nif [ "$1" = "-m" ]; then echo "boom" >&2; exit 3; fi\nexec "${VENV_PYTHON}" "$@"\n`);
+        fs.writeFileSync(fake, `#!/bin/sh\ncase "$*" in *--events-fd*) echo "boom" >&2; exit 3;; esac\n` +
+            `exec "${VENV_PYTHON}" "$@"\n`);
         fs.chmodSync(fake, 0o755);
     });
     after(async function () {

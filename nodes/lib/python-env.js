@@ -3,7 +3,8 @@
  * no npm install scripts (the palette manager may block them, Debian refuses a global pip).
  *
  * Order: an interpreter named in settings.js (pyWebsocketListenerPython) or in NODE_RED_PYTHON
- * is used as it is when it already has the packages (air-gapped installs); otherwise a venv is
+ * is used as it is when it already has packages that fit (`python -m websocket_worker --check`:
+ * air-gapped installs); otherwise a venv is
  * created from it (or from python3) under the Node-RED user directory, outside node_modules so
  * package updates keep it, and the pinned requirements are installed there once.
  */
@@ -89,7 +90,6 @@ function resolveOptions(settings = {}, env = process.env) {
 }
 
 const PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3])";
-const HAS_PACKAGES = "import websockets, msgpack; print(websockets.__version__)";
 
 async function probeVersion(python) {
     const result = await run(python, ["-c", PROBE], { timeout: 30000 });
@@ -106,9 +106,26 @@ async function probeVersion(python) {
     return version;
 }
 
-async function hasPackages(python) {
-    const result = await run(python, ["-c", HAS_PACKAGES], { timeout: 30000 });
-    return result.code === 0;
+/** The environment the worker runs in: its package on PYTHONPATH. */
+function workerEnv(env = process.env) {
+    return Object.assign({}, env, {
+        PYTHONPATH: [PYTHON_DIR, env.PYTHONPATH].filter(Boolean).join(path.delimiter),
+        PYTHONDONTWRITEBYTECODE: "1",
+    });
+}
+
+/**
+ * What is wrong with the worker's packages in `python` (python/websocket_worker/compat.py says
+ * which versions it runs with): an empty list when they fit.
+ */
+async function packageProblems(python) {
+    const result = await run(python, ["-m", "websocket_worker", "--check"], { timeout: 30000, env: workerEnv() });
+    const last = result.output.trim().split(/\r?\n/).pop() || "";
+    try {
+        const report = JSON.parse(last);
+        if (Array.isArray(report.problems)) return report.problems.map(String);
+    } catch (_) { /* not the report: say what came instead */ }
+    return [`the package check failed: ${lastLines(result.output, 1)}`];
 }
 
 function stampMatches(venvDir) {
@@ -128,13 +145,13 @@ async function preparePython(settings, { onProgress = () => {}, env = process.en
     const options = resolveOptions(settings, env);
     if (options.python) {
         await probeVersion(options.python);
-        if (await hasPackages(options.python)) {
+        if ((await packageProblems(options.python)).length === 0) {
             return { python: options.python, created: false };
         }
     }
     const venvDir = options.venvDir;
     const venvExe = venvPython(venvDir);
-    if (fs.existsSync(venvExe) && stampMatches(venvDir) && await hasPackages(venvExe)) {
+    if (fs.existsSync(venvExe) && stampMatches(venvDir) && (await packageProblems(venvExe)).length === 0) {
         return { python: venvExe, created: false };
     }
     const base = options.python || (IS_WINDOWS ? "python" : "python3");
@@ -156,9 +173,13 @@ async function preparePython(settings, { onProgress = () => {}, env = process.en
     }
     const speedups = await run(venvExe, ["-m", "pip", "install", "--disable-pip-version-check",
         "--no-input", "-q", "--only-binary=:all:", "-r", SPEEDUPS], { timeout: 300000 });
+    const problems = await packageProblems(venvExe);
+    if (problems.length > 0) {
+        throw new PythonSetupError("install-failed", `the packages in ${venvDir} do not fit: ${problems.join("; ")}`);
+    }
     fs.writeFileSync(path.join(venvDir, STAMP_FILE), requirementsHash() + "\n");
     return { python: venvExe, created: true,
         speedupsSkipped: speedups.code === 0 ? null : lastLines(speedups.output, 1) };
 }
 
-module.exports = { preparePython, resolveOptions, venvPython, PythonSetupError, PYTHON_DIR, run };
+module.exports = { preparePython, resolveOptions, venvPython, workerEnv, packageProblems, PythonSetupError, PYTHON_DIR, run };

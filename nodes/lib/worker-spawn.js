@@ -5,19 +5,14 @@
 "use strict";
 
 const childProcess = require("child_process");
-const path = require("path");
-const { PYTHON_DIR } = require("./python-env");
+const { workerEnv } = require("./python-env");
 
 /**
  * `python -m websocket_worker` with the event channel on fd 4 and Node's IPC channel on fd 3,
  * none of it keeping Node-RED from exiting: the worker then sees the end of its channel and exits.
  */
 function spawnWorker(python) {
-    const env = Object.assign({}, process.env, {
-        PYTHONPATH: [PYTHON_DIR, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
-        PYTHONUNBUFFERED: "1",
-        PYTHONDONTWRITEBYTECODE: "1",
-    });
+    const env = Object.assign(workerEnv(), { PYTHONUNBUFFERED: "1" });
     const child = childProcess.spawn(python, ["-m", "websocket_worker", "--events-fd", "4", "--handoff-fd", "3"],
         { stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"], env, windowsHide: true });
     child.unref();

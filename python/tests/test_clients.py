@@ -17,8 +17,9 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from websocket_worker.clients import ClientOptions, Clients
-from websocket_worker.tls import TlsOptions, build_ssl_context
+from websocket_worker.clients import Clients
+from websocket_worker.options import TlsOptions
+from websocket_worker.tls import build_ssl_context
 
 from .conftest import MS, WAIT, Events, free_port, until
 
@@ -397,22 +398,6 @@ def test_encrypted_key_needs_its_passphrase(certificate: tuple[str, str], tmp_pa
     with pytest.raises(ssl.SSLError):
         build_ssl_context(TlsOptions(cert=cert, key=encrypted))
     assert list(tmp_path.iterdir()) == [tmp_path / "key.pem"]
-
-
-def test_options_defaults_and_validation() -> None:
-    """connect options default like core (3 s reconnect, no heartbeat) and bad ones raise."""
-    parsed = ClientOptions.from_dict({"url": "ws://x/"})
-    assert (parsed.reconnect_delay, parsed.heartbeat, parsed.handshake_timeout) == (3.0, 0.0, 10.0)
-    assert parsed.proxy is None and parsed.tls is None and parsed.compression is False
-    assert parsed.max_size == 100 * 1024 * 1024
-    for bad in (
-        {},
-        {"url": "ws://x/", "headers": [["a"]]},
-        {"url": "ws://x/", "heartbeat": -1},
-        {"url": "ws://x/", "tls": {"verify": "no"}},
-    ):
-        with pytest.raises(ValueError):
-            ClientOptions.from_dict(bad)
 
 
 async def test_closed_connection_message_after_close_is_not_sent(

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import msgpack
 import pytest
 
-from websocket_worker.ipc import MAX_FRAME_SIZE, FrameDecoder, FrameError, encode_frame
+from websocket_worker.ipc import (
+    LARGE_PAYLOAD,
+    MAX_FRAME_SIZE,
+    FrameDecoder,
+    FrameError,
+    encode_frame,
+    encode_pieces,
+)
 
 
 def test_round_trip() -> None:
@@ -96,3 +104,30 @@ def test_invalid_utf8_in_str_is_a_bad_frame() -> None:
     body = b"\x92\xa4send\xa2\xff\xfe"
     with pytest.raises(FrameError):
         FrameDecoder().feed(struct.pack(">I", len(body)) + body)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ["a" * LARGE_PAYLOAD, "é" * LARGE_PAYLOAD, b"\x00" * LARGE_PAYLOAD, b"z" * (1 << 20), "x" * 10],
+    ids=["ascii", "utf8", "bin", "bin-1MiB", "small"],
+)
+def test_large_payloads_in_pieces_are_the_same_bytes(payload: str | bytes) -> None:
+    """A large message's frame written in pieces is byte for byte what MessagePack writes."""
+    for frame in (["message", 7, "0123456789abcdef", payload], ["message", 70000, None, payload]):
+        pieces = encode_pieces(frame)
+        assert b"".join(pieces) == encode_frame(frame)
+        assert len(pieces) == (1 if len(payload) < LARGE_PAYLOAD else 2)
+        assert FrameDecoder().feed(b"".join(pieces)) == [frame]
+
+
+def test_a_large_frame_in_small_reads_decodes_whole() -> None:
+    """A 4 MiB frame fed in 1 KiB reads decodes whole; nothing is held after it."""
+    frame = ["send", 1, None, b"\x01" * (4 << 20)]
+    wire = encode_frame(frame)
+    decoder = FrameDecoder()
+    got: list[list[Any]] = []
+    for at in range(0, len(wire), 1024):
+        got += decoder.feed(wire[at : at + 1024])
+        if at + 1024 < len(wire):
+            assert decoder.buffered == at + 1024
+    assert got == [frame] and decoder.buffered == 0

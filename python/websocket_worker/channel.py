@@ -2,7 +2,8 @@
 
 Incoming bytes go through :class:`~websocket_worker.ipc.FrameDecoder` and each frame to the
 dispatcher callback. Outgoing frames are coalesced: :meth:`EventChannel.send` only encodes and
-queues, and one write per event-loop iteration flushes everything queued so far.
+queues, and one write per event-loop iteration flushes everything queued so far. A large payload
+(a 16 MiB message) is queued as its own piece and never copied into a joined buffer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, cast
 
-from .ipc import FrameDecoder, FrameError, encode_frame
+from .ipc import LARGE_PAYLOAD, FrameDecoder, FrameError, encode_frame, encode_pieces
 
 __all__ = ["EventChannel", "open_channel"]
 
@@ -30,6 +31,7 @@ class EventChannel(asyncio.Protocol):
         self._decoder = FrameDecoder()
         self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []
+        self._pending_large = False  # a large payload is queued as its own piece
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self._loop.create_future()
@@ -40,7 +42,12 @@ class EventChannel(asyncio.Protocol):
         """Queue one frame; it is written with the others at the end of this loop iteration."""
         if self.closed.done():
             return
-        self._pending.append(encode_frame(frame))
+        data = frame[-1]
+        if (type(data) is bytes or type(data) is str) and len(data) >= LARGE_PAYLOAD:
+            self._pending.extend(encode_pieces(frame))
+            self._pending_large = True
+        else:
+            self._pending.append(encode_frame(frame))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -48,9 +55,14 @@ class EventChannel(asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_scheduled = False
         pending, self._pending = self._pending, []
-        if self._transport is None or self._transport.is_closing() or not pending:
+        large, self._pending_large = self._pending_large, False
+        transport = self._transport
+        if transport is None or transport.is_closing() or not pending:
             return
-        self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if large:
+            transport.writelines(pending)  # uvloop writes the pieces as they are: no copy
+        else:
+            transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def close(self) -> None:
         """Flush what is queued and close the channel."""

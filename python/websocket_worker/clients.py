@@ -1,69 +1,45 @@
 """Client connections: one :class:`ClientConnection` per ``connect`` owner, kept up until
 ``disconnect``, with core's semantics (fixed reconnect delay, opt-in heartbeat) plus a handshake
-timeout. Built on ``websockets.asyncio.client.connect``.
+timeout. Each attempt is a :class:`~websocket_worker.client_session.ClientSession` on a transport
+from :mod:`.connector`.
 
 Events per attempt: ``open``, ``message``s, ``close``; or ``error`` then ``close`` when the
-attempt fails, the heartbeat times out or the server stops reading (``write_limit``).
-``disconnect`` ends with ``closed``.
+attempt fails, the heartbeat times out, the server breaks the protocol or stops reading
+(``write_limit``). ``disconnect`` ends with ``closed``.
 
-Flow control: while the worker's :class:`~websocket_worker.flow.FlowControl` is paused a
-connection takes no message from its websockets connection, whose queue then fills (``max_queue``)
-and stops reading the socket, so TCP pushes back on the server. The heartbeat does not count
-pongs that could not be read meanwhile.
+Flow control: like a listener session, an open connection stops reading its socket while the
+worker's :class:`~websocket_worker.flow.FlowControl` is paused, so TCP pushes back on the server
+and the worker holds at most one read beyond the window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import ssl
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection as WebSocketClientConnection
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import broadcast
-from websockets.exceptions import (
-    ConnectionClosed,
-    InvalidHandshake,
-    InvalidHeader,
-    InvalidMessage,
-    InvalidProxy,
-    InvalidProxyStatus,
-    InvalidStatus,
-    InvalidURI,
-)
-from websockets.frames import CloseCode, Frame, Opcode
-from websockets.protocol import OPEN
-from websockets.typing import Subprotocol
+from websockets.exceptions import InvalidHandshake, InvalidHeader, InvalidMessage, InvalidURI
+from websockets.uri import parse_uri
 
-from .endpoints import (
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_MAX_SIZE,
-    DEFAULT_WRITE_LIMIT,
-    size_option,
-)
+from .client_session import ClientSession, HandshakeRejected, safe_url
+from .connector import ProxyError, open_transport
 from .flow import FlowControl
-from .tls import TlsOptions, build_ssl_context
+from .options import ClientOptions
+from .shell import WriteBatch
+from .tls import build_ssl_context
 
 __all__ = [
-    "DEFAULT_RECONNECT_DELAY",
     "DISCONNECT_TIMEOUT",
     "ClientConnection",
-    "ClientOptions",
     "Clients",
     "describe_error",
     "safe_url",
 ]
 
-DEFAULT_RECONNECT_DELAY = 3.0
 #: Bound of ``disconnect``: closing handshake included.
 DISCONNECT_TIMEOUT = 2.0
-#: Seconds websockets waits for the server's close frame / TCP close before dropping it.
-CLOSE_TIMEOUT = 1.5
 
 Emit = Callable[[list[Any]], None]
 Log = Callable[[str, str], None]
@@ -71,100 +47,16 @@ Log = Callable[[str, str], None]
 logger = logging.getLogger("websocket_worker.clients")
 
 
-def _seconds(options: dict[str, Any], key: str, default: float | None) -> float | None:
-    value = options.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{key} must be a number >= 0")
-    return None if math.isinf(value) else float(value)
-
-
-@dataclass(frozen=True)
-class ClientOptions:
-    """Options of ``["connect", owner, options]`` (docs/protocol.md) with their defaults."""
-
-    url: str
-    subprotocols: tuple[str, ...] = ()
-    headers: tuple[tuple[str, str], ...] = ()
-    heartbeat: float = 0.0
-    tls: TlsOptions | None = None
-    proxy: str | None = None
-    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
-    reconnect_delay: float = DEFAULT_RECONNECT_DELAY
-    max_size: int | None = DEFAULT_MAX_SIZE
-    compression: bool = False
-    write_limit: int | None = DEFAULT_WRITE_LIMIT
-
-    @classmethod
-    def from_dict(cls, options: Any) -> ClientOptions:
-        """Validate a ``connect`` options map; raises ValueError naming the bad option."""
-        if not isinstance(options, dict):
-            raise ValueError("options must be a map")
-        url = options.get("url")
-        if not isinstance(url, str) or not url:
-            raise ValueError("url must be a non-empty string")
-        subprotocols = options.get("subprotocols") or []
-        if not isinstance(subprotocols, list) or not all(isinstance(s, str) for s in subprotocols):
-            raise ValueError("subprotocols must be a list of strings")
-        headers = options.get("headers") or []
-        if not isinstance(headers, list) or not all(
-            isinstance(pair, list)
-            and len(pair) == 2
-            and isinstance(pair[0], str)
-            and isinstance(pair[1], str)
-            for pair in headers
-        ):
-            raise ValueError("headers must be a list of [name, value] strings")
-        proxy = options.get("proxy")
-        if proxy is not None and not isinstance(proxy, str):
-            raise ValueError("proxy must be a string or nil")
-        max_size = size_option(options, "max_size", DEFAULT_MAX_SIZE)
-        write_limit = size_option(options, "write_limit", DEFAULT_WRITE_LIMIT)
-        compression = options.get("compression") or False
-        if not isinstance(compression, bool):
-            raise ValueError("compression must be a boolean")
-        heartbeat = _seconds(options, "heartbeat", 0.0) or 0.0
-        reconnect_delay = _seconds(options, "reconnect_delay", DEFAULT_RECONNECT_DELAY)
-        if reconnect_delay is None:
-            raise ValueError("reconnect_delay must be finite")
-        timeout = _seconds(options, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT)
-        return cls(
-            url=url,
-            subprotocols=tuple(subprotocols),
-            headers=tuple((name, value) for name, value in headers),
-            heartbeat=heartbeat,
-            tls=TlsOptions.from_dict(options.get("tls")),
-            proxy=proxy or None,
-            handshake_timeout=timeout or None,
-            reconnect_delay=reconnect_delay,
-            max_size=max_size,
-            compression=compression,
-            write_limit=write_limit,
-        )
-
-
-def safe_url(url: str) -> str:
-    """``url`` for a log: scheme, host, port and path; no credentials, query or fragment."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "client connection"
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-
-
 def describe_error(exc: BaseException) -> str:
     """A short text for an ``error`` event: never a header value, payload or URL."""
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return "timeout during opening handshake"
-    if isinstance(exc, InvalidStatus):
-        return f"server rejected WebSocket connection: HTTP {exc.response.status_code}"
-    if isinstance(exc, InvalidProxyStatus):
-        return f"proxy rejected connection: HTTP {exc.response.status_code}"
+    if isinstance(exc, HandshakeRejected):
+        return str(exc)
+    if isinstance(exc, ProxyError):
+        return str(exc)
     if isinstance(exc, InvalidURI):
         return f"invalid URL: {exc.msg}"
-    if isinstance(exc, InvalidProxy):
-        return f"invalid proxy: {exc.msg}"
     if isinstance(exc, InvalidHeader):
         return f"invalid {exc.name} header in the server's response"
     if isinstance(exc, InvalidMessage):
@@ -178,22 +70,6 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class _WatchedConnection(WebSocketClientConnection):
-    """websockets' client connection noting when a ping or pong arrives (heartbeat)."""
-
-    awaiting_heartbeat = False
-
-    def process_event(self, event: Any) -> None:
-        if isinstance(event, Frame) and event.opcode in (Opcode.PING, Opcode.PONG):
-            self.awaiting_heartbeat = False
-        super().process_event(event)
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # a ping never answered ends with ConnectionClosed: nobody awaits it
-
-
 class ClientConnection:
     """One client connection, reconnecting until :meth:`stop`."""
 
@@ -204,67 +80,44 @@ class ClientConnection:
         emit: Emit,
         flow: FlowControl | None = None,
         log: Log | None = None,
+        batch: WriteBatch | None = None,
     ) -> None:
         self.owner = owner
         self.options = options
         self._emit = emit
         self._flow = flow if flow is not None else FlowControl()
+        self._batch = batch if batch is not None else WriteBatch()
         self._log = log or (lambda level, text: None)
-        self._websocket: _WatchedConnection | None = None
+        self._session: ClientSession | None = None
         self._stopping = False
-        self._stop_requested: asyncio.Future[None] | None = None
-        self._failure: str | None = None  # the error of the connection being served
         self._task: asyncio.Task[None] | None = None
 
     @property
     def is_open(self) -> bool:
-        ws = self._websocket
-        return ws is not None and ws.state is OPEN
+        session = self._session
+        return session is not None and session.is_open
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def send(self, data: str | bytes) -> None:
-        """Send one message if open; otherwise drop it (the bridge knows the state).
-
-        Never waits: when what earlier sends left unsent is over ``write_limit``, the server is
-        not reading and the connection is dropped instead (then retried after the delay).
-        """
-        ws = self._websocket
-        if ws is None or ws.state is not OPEN:
-            return
-        transport = ws.transport
-        if transport.is_closing():
-            return
-        limit = self.options.write_limit
-        if limit is not None:
-            queued = transport.get_write_buffer_size()
-            if queued > limit:
-                self._failure = f"outgoing buffer over {limit} bytes: the peer is not reading"
-                self._log(
-                    "warn",
-                    f"{safe_url(self.options.url)}: the server stopped reading; "
-                    f"dropped the connection after {queued} bytes queued",
-                )
-                transport.abort()  # the receive loop reports error and close 1006
-                return
-        broadcast([ws], data)
+        """Send one message if open; otherwise drop it (the bridge knows the state). Never
+        waits: a server that stopped reading is dropped instead (``write_limit``)."""
+        session = self._session
+        if session is not None:
+            session.send(data)
 
     async def stop(self, timeout: float = DISCONNECT_TIMEOUT) -> None:
         """Close with 1000 and stop reconnecting, within ``timeout``."""
         self._stopping = True
-        if self._stop_requested is not None and not self._stop_requested.done():
-            self._stop_requested.set_result(None)  # a paused receive loop reads the close
         task = self._task
         if task is None or task.done():
             return
-        ws = self._websocket
-        if ws is None:  # connecting or waiting to reconnect: nothing to close politely
+        session = self._session
+        if session is None or not session.is_open:  # nothing to close politely
             task.cancel()
         else:
-            # The receive loop sees the close, reports it and ends.
-            close = asyncio.ensure_future(ws.close(CloseCode.NORMAL_CLOSURE))
-            close.add_done_callback(_retrieve)
+            session.close(1000)  # the attempt sees the end, reports it and the loop stops
         done, _ = await asyncio.wait({task}, timeout=timeout)
         if not done:
             task.cancel()
@@ -272,120 +125,70 @@ class ClientConnection:
 
     # The connection loop.
 
-    def _connect_kwargs(self) -> dict[str, Any]:
-        options = self.options
-        headers = [(n, v) for n, v in options.headers if n.lower() != "user-agent"]
-        kwargs: dict[str, Any] = {
-            "subprotocols": [Subprotocol(name) for name in options.subprotocols] or None,
-            "additional_headers": headers,
-            "compression": "deflate" if options.compression else None,
-            "open_timeout": options.handshake_timeout,
-            "ping_interval": None,
-            "ping_timeout": None,
-            "close_timeout": CLOSE_TIMEOUT,
-            "max_size": options.max_size,
-            # Never the environment's proxy: the bridge resolves Node-RED's proxy settings.
-            "proxy": options.proxy or None,
-            "create_connection": _WatchedConnection,
-        }
-        for name, value in options.headers:
-            if name.lower() == "user-agent":
-                kwargs["user_agent_header"] = value
-        if options.url.lower().startswith("wss:"):
-            kwargs["ssl"] = build_ssl_context(options.tls)
-            if options.tls is not None and options.tls.servername:
-                kwargs["server_hostname"] = options.tls.servername
-        return kwargs
-
     async def _run(self) -> None:
         while not self._stopping:
-            try:
-                ws = await connect(self.options.url, **self._connect_kwargs())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._emit(["error", self.owner, None, describe_error(exc)])
-                self._emit(["close", self.owner, None, int(CloseCode.ABNORMAL_CLOSURE), ""])
-            else:
-                assert isinstance(ws, _WatchedConnection)
-                await self._serve(ws)
+            await self._attempt()
             if self._stopping:
                 break
             await asyncio.sleep(self.options.reconnect_delay)
 
-    async def _serve(self, ws: _WatchedConnection) -> None:
-        self._websocket = ws
-        self._failure = None
-        self._emit(["open", self.owner, None, {"subprotocol": ws.subprotocol}])
-        heartbeat = None
-        if self.options.heartbeat > 0:
-            heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(ws))
-        flow = self._flow
+    async def _attempt(self) -> None:
         owner = self.owner
-        emit = self._emit
         try:
-            while True:
-                if flow.paused:
-                    await self._flow_paused(ws)
-                message = await ws.recv()
-                emit(["message", owner, None, message])
-                flow.count(len(message))  # str: characters, not UTF-8 bytes
-        except ConnectionClosed:
-            pass
-        finally:
-            self._websocket = None
-            if heartbeat is not None:
-                heartbeat.cancel()
-            if ws.close_code is None:  # cancelled (disconnect timed out): drop it
-                ws.transport.abort()
-            if self._failure is not None:
-                self._emit(["error", self.owner, None, self._failure])
-            code, reason = ws.close_code, ws.close_reason or ""
-            if code is None or self._failure is not None:  # we dropped it
-                code, reason = CloseCode.ABNORMAL_CLOSURE, ""
-            self._emit(["close", self.owner, None, int(code), reason])
-
-    async def _flow_paused(self, ws: _WatchedConnection) -> None:
-        """Wait while the flow is paused; not when the connection ends or must close: what
-        was read is then delivered and the close reported."""
-        if self._stop_requested is None:
-            self._stop_requested = asyncio.get_running_loop().create_future()
-        lost = ws.connection_lost_waiter
-        while self._flow.paused and not self._stopping and not lost.done():
-            await asyncio.wait(
-                {self._flow.wait(), lost, self._stop_requested},
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-
-    async def _heartbeat(self, ws: _WatchedConnection) -> None:
-        """Like core's ``hb``: ping every interval; no ping or pong since the last one → drop."""
-        interval = self.options.heartbeat
-        while True:
-            await asyncio.sleep(interval)
-            if self._flow.paused:
-                ws.awaiting_heartbeat = False  # not reading: a pong may be waiting unread
-                continue
-            if ws.awaiting_heartbeat:
-                self._failure = "timeout"
-                ws.transport.abort()
-                return
-            ws.awaiting_heartbeat = True
+            uri = parse_uri(self.options.url)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        session = ClientSession(
+            owner, uri, self.options, self._emit, self._flow, self._batch, self._log
+        )
+        self._session = session  # sends reach it as soon as it reports open
+        try:
             try:
-                pong = await ws.ping()
-            except ConnectionClosed:
+                await asyncio.wait_for(self._open(session, uri), self.options.handshake_timeout)
+                code, reason = await asyncio.shield(session.ended)
+            except asyncio.CancelledError:
+                session.abort()
+                raise
+            except Exception as exc:
+                session.abort()
+                self._failed(exc)
                 return
-            if isinstance(pong, asyncio.Future):
-                pong.add_done_callback(_retrieve)
+        finally:
+            self._session = None
+        self._emit(["close", owner, None, code, reason])
+
+    def _failed(self, exc: Exception) -> None:
+        """An attempt that did not open: ``error`` then ``close`` 1006, as core's ``ws``."""
+        self._emit(["error", self.owner, None, describe_error(exc)])
+        self._emit(["close", self.owner, None, 1006, ""])
+
+    async def _open(self, session: ClientSession, uri: Any) -> None:
+        options = self.options
+        context = build_ssl_context(options.tls) if uri.secure else None
+        servername = options.tls.servername if options.tls is not None else None
+        await open_transport(
+            session, uri.host, uri.port, ssl_context=context,
+            server_hostname=servername, proxy=options.proxy,
+        )  # fmt: skip
+        await session.opened
 
 
 class Clients:
     """Registry of client connections by owner."""
 
-    def __init__(self, emit: Emit, flow: FlowControl | None = None, log: Log | None = None) -> None:
+    def __init__(
+        self,
+        emit: Emit,
+        flow: FlowControl | None = None,
+        log: Log | None = None,
+        batch: WriteBatch | None = None,
+    ) -> None:
         self._emit = emit
         self._log = log
         #: The worker's flow control, shared by every connection.
         self.flow = flow if flow is not None else FlowControl()
+        self._batch = batch if batch is not None else WriteBatch()
         self._connections: dict[int, ClientConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -400,7 +203,7 @@ class Clients:
         if owner in self._connections:
             raise ValueError(f"client {owner} is already connected")
         connection = ClientConnection(
-            owner, ClientOptions.from_dict(options), self._emit, self.flow, self._log
+            owner, ClientOptions.from_dict(options), self._emit, self.flow, self._log, self._batch
         )
         self._connections[owner] = connection
         connection.start()

@@ -12,37 +12,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import socket
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
-from websockets.frames import CloseCode
 
-from .fastframes import message_frame
 from .flow import FlowControl
-from .session import ServerSession, WriteBatch, select_subprotocol
+from .frames import message_frame
+from .handshake import Answer, answer, select_subprotocol
+from .options import EndpointOptions
+from .session import ServerSession
+from .shell import WriteBatch
 from .stream import StreamTransport
 
-__all__ = [
-    "DEFAULT_HANDSHAKE_TIMEOUT",
-    "DEFAULT_MAX_SIZE",
-    "DEFAULT_WRITE_LIMIT",
-    "UNLISTEN_TIMEOUT",
-    "Endpoint",
-    "EndpointOptions",
-    "Endpoints",
-    "size_option",
-]
+__all__ = ["UNLISTEN_TIMEOUT", "Endpoint", "Endpoints"]
 
-#: Largest incoming message by default: 100 MiB, like Node-RED's core WebSocket nodes.
-DEFAULT_MAX_SIZE = 100 * 1024 * 1024
-DEFAULT_HANDSHAKE_TIMEOUT = 10.0
-#: Unsent outgoing bytes above which a session (or client connection) is dropped: 16 MiB.
-DEFAULT_WRITE_LIMIT = 16 * 1024 * 1024
 #: Seconds ``unlisten`` waits for sessions to finish their closing handshake before dropping them.
 UNLISTEN_TIMEOUT = 2.0
 
@@ -54,74 +40,9 @@ Log = Callable[[str, str], None]
 logger = logging.getLogger("websocket_worker.endpoints")
 
 
-def size_option(options: dict[str, Any], key: str, default: int) -> int | None:
-    """A byte size option: an integer >= 0, 0 meaning no limit (None)."""
-    value = options.get(key, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{key} must be an integer >= 0 (0 = no limit)")
-    return value or None
-
-
-def _number(options: dict[str, Any], key: str, default: float | None) -> float | None:
-    value = options.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{key} must be a number >= 0")
-    if math.isinf(value):
-        return None
-    return float(value)
-
-
-@dataclass(frozen=True)
-class EndpointOptions:
-    """Options of ``["listen", owner, options]`` (docs/protocol.md) with their defaults."""
-
-    path: str = ""
-    max_size: int | None = DEFAULT_MAX_SIZE
-    compression: bool = False
-    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
-    subprotocols: tuple[str, ...] | None = None
-    write_limit: int | None = DEFAULT_WRITE_LIMIT
-
-    @classmethod
-    def from_dict(cls, options: Any) -> EndpointOptions:
-        """Validate a ``listen`` options map; raises ValueError naming the bad option."""
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            raise ValueError("options must be a map")
-        path = options.get("path", "")
-        if not isinstance(path, str):
-            raise ValueError("path must be a string")
-        max_size = size_option(options, "max_size", DEFAULT_MAX_SIZE)
-        write_limit = size_option(options, "write_limit", DEFAULT_WRITE_LIMIT)
-        compression = options.get("compression", False)
-        if compression is None:
-            compression = False
-        if not isinstance(compression, bool):
-            raise ValueError("compression must be a boolean")
-        timeout = _number(options, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT)
-        subprotocols = options.get("subprotocols")
-        if subprotocols is not None and (
-            not isinstance(subprotocols, list)
-            or not all(isinstance(name, str) for name in subprotocols)
-        ):
-            raise ValueError("subprotocols must be a list of strings or nil")
-        return cls(
-            path=path,
-            max_size=max_size,
-            compression=compression,
-            handshake_timeout=timeout or None,
-            subprotocols=None if subprotocols is None else tuple(subprotocols),
-            write_limit=write_limit,
-        )
-
-
 class Endpoint:
-    """One declared listener endpoint and its sessions, by sid."""
+    """One declared listener endpoint and its sessions, by sid; the
+    :class:`~websocket_worker.session.SessionHost` of each."""
 
     def __init__(
         self,
@@ -152,14 +73,18 @@ class Endpoint:
         """The endpoint in logs: its path."""
         return self.options.path or f"endpoint {self.owner}"
 
+    def answer(self, request: bytes) -> Answer:
+        return answer(request, self.select_subprotocol, self._extensions)
+
     def new_session(self, sid: str, request: bytes = b"", head: bytes = b"") -> ServerSession:
-        session = ServerSession(self, sid, request=request, head=head, extensions=self._extensions)
+        session = ServerSession(self, sid, request=request, head=head)
         self.sessions[sid] = session
         return session
 
     def session_finished(self, session: ServerSession) -> None:
-        if self.sessions.get(session.sid) is session:
-            del self.sessions[session.sid]
+        sid = session.sid
+        if sid is not None and self.sessions.get(sid) is session:
+            del self.sessions[sid]
         if not self.sessions and self._all_gone is not None and not self._all_gone.done():
             self._all_gone.set_result(None)
 
@@ -193,7 +118,7 @@ class Endpoint:
     async def close(self, timeout: float = UNLISTEN_TIMEOUT) -> None:
         """Close every session with 1001; after ``timeout`` drop those still there."""
         for session in list(self.sessions.values()):
-            session.close(CloseCode.GOING_AWAY, "going away")
+            session.close(1001, "going away")
         if self.sessions:
             self._all_gone = asyncio.get_running_loop().create_future()
             await asyncio.wait({self._all_gone}, timeout=timeout)
@@ -213,7 +138,13 @@ class _NotFound(asyncio.Protocol):
 class Endpoints:
     """Registry of endpoints by owner, plus the byte-proxy streams by sid."""
 
-    def __init__(self, emit: Emit, log: Log | None = None, flow: FlowControl | None = None) -> None:
+    def __init__(
+        self,
+        emit: Emit,
+        log: Log | None = None,
+        flow: FlowControl | None = None,
+        batch: WriteBatch | None = None,
+    ) -> None:
         self._emit = emit
         self._log = log or (lambda level, text: None)
         #: The worker's flow control, shared by every session.
@@ -222,7 +153,7 @@ class Endpoints:
         self._streams: dict[str, StreamTransport] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: Enter it around a run of commands to write each session's frames at once.
-        self.batch = WriteBatch()
+        self.batch = batch if batch is not None else WriteBatch()
 
     def __contains__(self, owner: object) -> bool:
         return owner in self._endpoints

@@ -18,17 +18,9 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-__all__ = [
-    "DEFAULT_FLOW_WINDOW",
-    "DEFAULT_FLOW_WINDOW_BYTES",
-    "FlowControl",
-    "Reader",
-]
+from .options import DEFAULT_FLOW_WINDOW, DEFAULT_FLOW_WINDOW_BYTES, FlowOptions
 
-#: Unacknowledged ``message`` events above which every socket stops being read.
-DEFAULT_FLOW_WINDOW = 1000
-#: The same in payload bytes (8 MiB).
-DEFAULT_FLOW_WINDOW_BYTES = 8 * 1024 * 1024
+__all__ = ["FlowControl", "Reader"]
 
 #: Acknowledged marks kept before :meth:`FlowControl.ack` compacts its list.
 _COMPACT_AFTER = 4096
@@ -44,15 +36,6 @@ class Reader(Protocol):
 
     def flow_resume(self) -> None:
         """Read again, handling first whatever was held while paused (idempotent)."""
-
-
-def _window(options: dict[str, Any], key: str, default: int) -> int:
-    value = options.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{key} must be an integer >= 1")
-    return value
 
 
 class FlowControl:
@@ -122,11 +105,9 @@ class FlowControl:
 
     def configure(self, options: Any) -> None:
         """``["configure", options]``: set the windows (validated; missing keys keep theirs)."""
-        if not isinstance(options, dict):
-            raise ValueError("options must be a map")
-        window = _window(options, "flow_window", self.window)
-        window_bytes = _window(options, "flow_window_bytes", self.window_bytes)
-        self.window, self.window_bytes = window, window_bytes
+        current = FlowOptions(self.window, self.window_bytes)
+        parsed = FlowOptions.from_dict(options, current)
+        self.window, self.window_bytes = parsed.flow_window, parsed.flow_window_bytes
         self._update()
 
     def ack(self, count: int) -> int:

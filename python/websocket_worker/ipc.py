@@ -15,8 +15,10 @@ __all__ = [
     "MAX_FRAME_SIZE",
     "PROTOCOL_VERSION",
     "FrameDecoder",
+    "LARGE_PAYLOAD",
     "FrameError",
     "encode_frame",
+    "encode_pieces",
 ]
 
 #: Version of docs/protocol.md implemented here; the bridge checks it against the ``hello`` event.
@@ -49,11 +51,35 @@ def encode_frame(frame: list[Any]) -> bytes:
     return _LENGTH.pack(len(body)) + body
 
 
+#: Payload size from which a frame's last field travels as its own piece (see encode_pieces).
+LARGE_PAYLOAD = 64 * 1024
+
+_STR32 = struct.Struct(">BI")
+
+
+def encode_pieces(frame: list[Any]) -> list[bytes]:
+    """The bytes of :func:`encode_frame` as pieces to write one after another: everything up to
+    the last field, then the last field's payload itself, not copied into a new buffer.
+
+    For frames whose last field is a str or bytes of :data:`LARGE_PAYLOAD` bytes or more (a
+    large message): MessagePack writes such a field as a 5-byte header (``str 32`` / ``bin 32``)
+    and the raw bytes, so the frame needs no packing of the payload at all.
+    """
+    data = frame[-1]
+    if not isinstance(data, (str, bytes)) or len(data) < LARGE_PAYLOAD or len(frame) > 15:
+        return [encode_frame(frame)]
+    payload = data.encode() if isinstance(data, str) else data
+    head: bytes = msgpack.packb(frame[:-1], use_bin_type=True)
+    marker = 0xDB if isinstance(data, str) else 0xC6
+    header = bytes((0x90 | len(frame),)) + head[1:] + _STR32.pack(marker, len(payload))
+    return [_LENGTH.pack(len(header) + len(payload)) + header, payload]
+
+
 def _no_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"MessagePack extension type {code} is not allowed")
 
 
-def _decode_body(body: bytes) -> list[Any]:
+def _decode_body(body: bytes | memoryview) -> list[Any]:
     try:
         frame = msgpack.unpackb(body, raw=False, strict_map_key=False, ext_hook=_no_ext)
     except Exception as exc:  # msgpack raises several unrelated types (ValueError, ExtraData...)
@@ -66,17 +92,25 @@ def _decode_body(body: bytes) -> list[Any]:
 
 
 class FrameDecoder:
-    """Streaming decoder: feed it bytes as they arrive, get whole frames back."""
+    """Streaming decoder: feed it bytes as they arrive, get whole frames back.
+
+    Reads that end inside a frame are kept as they are and joined once the frame is complete,
+    so a large frame arriving in many reads is copied once, not once per read.
+    """
 
     def __init__(self, max_size: int = MAX_FRAME_SIZE) -> None:
-        self._buffer = bytearray()
         self._max_size = max_size
         self._broken = False
+        self._buf = b""  # from _pos on: the start of what is not decoded yet
+        self._pos = 0
+        self._more: list[bytes] = []  # reads after _buf, not joined yet
+        self._more_len = 0
+        self._need = 4  # bytes needed from _pos before decoding can go on
 
     @property
     def buffered(self) -> int:
         """Bytes held for a frame not complete yet."""
-        return len(self._buffer)
+        return len(self._buf) - self._pos + self._more_len
 
     def feed(self, data: bytes) -> list[list[Any]]:
         """Add ``data`` and return the frames it completes, in order.
@@ -86,31 +120,46 @@ class FrameDecoder:
         """
         if self._broken:
             raise FrameError("channel broken by an earlier bad length prefix", fatal=True)
-        buffer = self._buffer
-        buffer += data
+        if data:
+            if self._pos >= len(self._buf) and not self._more:
+                self._buf, self._pos = data, 0
+            else:
+                self._more.append(data)
+                self._more_len += len(data)
         frames: list[list[Any]] = []
-        offset = 0
-        end = len(buffer)
         try:
-            while end - offset >= 4:
-                (size,) = _LENGTH.unpack_from(buffer, offset)
+            while True:
+                buf, pos = self._buf, self._pos
+                available = len(buf) - pos
+                if available < self._need:
+                    if not self._more or available + self._more_len < self._need:
+                        break
+                    self._gather()
+                    continue
+                (size,) = _LENGTH.unpack_from(buf, pos)
                 if size > self._max_size:
                     self._broken = True
+                    self._buf, self._pos, self._more, self._more_len = b"", 0, [], 0
                     raise FrameError(
                         f"frame length {size} exceeds the limit of {self._max_size} bytes",
                         fatal=True,
                     )
-                if end - offset - 4 < size:
-                    break
-                start = offset + 4
-                offset = start + size
-                frames.append(_decode_body(bytes(buffer[start:offset])))
+                if available < 4 + size:
+                    self._need = 4 + size
+                    continue
+                end = pos + 4 + size
+                self._pos = end
+                self._need = 4
+                frames.append(_decode_body(memoryview(buf)[pos + 4 : end]))
         except FrameError as exc:
             exc.frames = frames
             raise
-        finally:
-            if self._broken:
-                buffer.clear()
-            elif offset:
-                del buffer[:offset]
         return frames
+
+    def _gather(self) -> None:
+        pieces: list[bytes | memoryview] = []
+        if self._pos < len(self._buf):
+            pieces.append(memoryview(self._buf)[self._pos :])
+        pieces.extend(self._more)
+        self._buf, self._pos = b"".join(pieces), 0
+        self._more, self._more_len = [], 0

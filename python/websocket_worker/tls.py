@@ -11,38 +11,10 @@ import os
 import shutil
 import ssl
 import tempfile
-from dataclasses import dataclass
-from typing import Any
 
-__all__ = ["TlsOptions", "build_ssl_context"]
+from .options import TlsOptions
 
-
-@dataclass(frozen=True)
-class TlsOptions:
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
-    passphrase: str | None = None
-    verify: bool = True
-    servername: str | None = None
-
-    @classmethod
-    def from_dict(cls, options: Any) -> TlsOptions | None:
-        """Validate the ``tls`` map of a ``connect`` command (nil → None)."""
-        if options is None:
-            return None
-        if not isinstance(options, dict):
-            raise ValueError("tls must be a map or nil")
-        values: dict[str, Any] = {}
-        for name in ("ca", "cert", "key", "passphrase", "servername"):
-            value = options.get(name)
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"tls.{name} must be a string or nil")
-            values[name] = value or None
-        verify = options.get("verify", True)
-        if not isinstance(verify, bool):
-            raise ValueError("tls.verify must be a boolean")
-        return cls(verify=verify, **values)
+__all__ = ["build_ssl_context"]
 
 
 def _write_private(directory: str, name: str, text: str) -> str:

@@ -18,13 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
-from websockets.exceptions import ProtocolError
 from websockets.version import version as websockets_version
 
 from .clients import Clients
 from .endpoints import Endpoints
 from .flow import FlowControl
 from .ipc import PROTOCOL_VERSION, FrameError
+from .shell import WriteBatch
 
 __all__ = ["CommandError", "Worker", "versions"]
 
@@ -84,8 +84,10 @@ class Worker:
         self._send = send
         self._backlog: list[list[Any]] = []
         self.flow = FlowControl()
-        self.endpoints = Endpoints(self.emit, self.log, self.flow)
-        self.clients = Clients(self.emit, self.flow, self.log)
+        #: One batch for every connection's writes while a channel read is dispatched.
+        self.batch = WriteBatch()
+        self.endpoints = Endpoints(self.emit, self.log, self.flow, self.batch)
+        self.clients = Clients(self.emit, self.flow, self.log, self.batch)
         self._commands: dict[str, tuple[int, Callable[..., None]]] = {
             "send": (3, self._cmd_send),
             "ack": (1, self._cmd_ack),
@@ -127,7 +129,7 @@ class Worker:
 
     def dispatch_many(self, frames: list[list[Any]]) -> None:
         """Run the commands of one channel read; each session's writes go out together."""
-        with self.endpoints.batch:
+        with self.batch:
             for frame in frames:
                 self.dispatch(frame)
 
@@ -187,10 +189,11 @@ class Worker:
             raise CommandError("code must be an integer")
         if not isinstance(reason, str):
             raise CommandError("reason must be a string")
-        try:
-            self.endpoints.close_session(_owner(owner), _sid(sid), code, reason)
-        except ProtocolError:
-            raise CommandError(f"invalid close code {code} or reason over 123 bytes") from None
+        if not (code == 1000 or 3000 <= code <= 4999):
+            raise CommandError(f"close code {code} is not 1000 or 3000-4999")
+        if len(reason.encode()) > 123:
+            raise CommandError("close reason over 123 bytes")
+        self.endpoints.close_session(_owner(owner), _sid(sid), code, reason)
 
     def _cmd_connect(self, owner: Any, options: Any) -> None:
         owner = _owner(owner)

@@ -1,20 +1,16 @@
-"""A session reading frames itself (after a handed-over request): every way the bytes can arrive
-gives the same messages, in order, as websockets would, and every frame it does not take (control,
-fragments, malformed, oversized) still gets websockets' answer."""
+"""A listener session on a real socket: every way the bytes can arrive gives the same messages,
+in order; broken frames get their close code and an error event; what it sends is what websockets
+would send. (The frame rules themselves are tested byte by byte in test_core.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import socket
 import struct
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from websockets.frames import Frame, Opcode
-
-from websocket_worker.fastframes import BINARY, TEXT, frame_header, scan_frame
 
 from .conftest import WAIT, Harness, SansIOClient
 
@@ -86,7 +82,7 @@ async def test_same_messages_however_the_bytes_arrive(harness: Harness, chunk: i
         assert await messages(harness, sid, len(expected)) == expected
         pong = Frame(Opcode.PONG, b"are you there").serialize(mask=False)
         reply = b""
-        while pong not in reply:  # the ping was answered by websockets
+        while pong not in reply:  # the ping was answered
             reply += await read_some(node_end)
 
 
@@ -129,7 +125,7 @@ async def test_invalid_utf8_fails_with_1007_and_nothing_after_it_is_delivered(
     ],
     ids=["oversized", "unmasked", "rsv1", "lone-continuation", "data-inside-fragments"],
 )
-async def test_frames_it_does_not_take_get_websockets_answer(
+async def test_broken_frames_fail_the_session_after_the_messages_before_them(
     harness: Harness, wire: bytes, code: int
 ) -> None:
     node_end, client = await handed_over(harness, "bad")
@@ -176,95 +172,3 @@ async def test_send_frames_as_websockets_would(harness: Harness) -> None:
             return Frame(Opcode.BINARY, payload).serialize(mask=False)
 
         assert wire == b"".join(websockets_frame(payload) for payload in payloads)
-
-
-def test_scan_frame_and_header_lengths() -> None:
-    for length in (0, 125, 126, 65535, 65536, 1 << 20):
-        header = frame_header(TEXT, length)
-        assert header == Frame(Opcode.TEXT, b"\x00" * length).serialize(mask=False)[: len(header)]
-        masked = bytes([header[0], header[1] | 0x80]) + header[2:] + b"mask"
-        assert scan_frame(masked, 0, len(masked)) == (TEXT, len(masked), length)
-        assert scan_frame(masked, 0, len(header) - 1) is None
-    assert scan_frame(frame_header(BINARY, 3), 0, 2) == (BINARY, -1, 3)
-
-
-def random_conversation(rng: random.Random) -> list[bytes]:
-    """Client frames: text, binary, pings, pongs and fragmented messages, then a close."""
-    frames: list[bytes] = []
-    for _ in range(rng.randint(5, 40)):
-        kind = rng.random()
-        size = (
-            rng.choice([0, 1, 5, 125, 126, 300, 65535, 65536, 70_000])
-            if rng.random() < 0.2
-            else rng.randint(0, 200)
-        )
-        if kind < 0.35:
-            text = "".join(rng.choice("aé✓😀 ") for _ in range(size // 2))
-            frames.append(client_frame(Opcode.TEXT, text.encode()))
-        elif kind < 0.6:
-            frames.append(client_frame(Opcode.BINARY, rng.randbytes(size)))
-        elif kind < 0.7:
-            frames.append(client_frame(Opcode.PING, rng.randbytes(rng.randint(0, 125))))
-        elif kind < 0.75:
-            frames.append(client_frame(Opcode.PONG, rng.randbytes(rng.randint(0, 125))))
-        else:
-            opcode = rng.choice([Opcode.TEXT, Opcode.BINARY])
-            parts = rng.randint(2, 4)
-            for index in range(parts):
-                first = index == 0
-                frames.append(
-                    client_frame(
-                        opcode if first else Opcode.CONT, b"p%d" % index, fin=index == parts - 1
-                    )
-                )
-                if not first and rng.random() < 0.3:
-                    frames.append(client_frame(Opcode.PING, b"mid"))
-    frames.append(client_frame(Opcode.CLOSE, struct.pack("!H", 1000)))
-    return frames
-
-
-async def converse(
-    harness: Harness, sid: str, handed_request: bool, chunks: list[bytes]
-) -> list[Any]:
-    """Run one session over a socketpair; what Node saw and what the client got back."""
-    request = SansIOClient("ws://localhost/ws").outgoing()
-    node_end, worker_end = socket.socketpair()
-    worker_end.setblocking(False)
-    node_end.setblocking(False)
-    loop = asyncio.get_running_loop()
-    with node_end:
-        if handed_request:
-            harness.registry.adopt(1, sid, worker_end, request, b"")
-        else:  # the session reads the request itself: websockets parses every frame
-            harness.registry.adopt(1, sid, worker_end)
-            await loop.sock_sendall(node_end, request)
-        await harness.events.get("open", 1, sid)
-        for chunk in chunks:
-            await loop.sock_sendall(node_end, chunk)
-            await asyncio.sleep(0)
-        received = b""
-        while True:
-            data = await read_some(node_end)
-            if not data:
-                break
-            received += data
-            if Frame(Opcode.CLOSE, struct.pack("!H", 1000)).serialize(mask=False) in received:
-                break
-    close = await harness.events.get("close", 1, sid)
-    response_end = received.index(b"\r\n\r\n") + 4 if received.startswith(b"HTTP/") else 0
-    got = [frame[3] for frame in harness.events.of("message") if frame[2] == sid]
-    return [got, received[response_end:], close[3:]]
-
-
-@pytest.mark.parametrize("seed", range(12))
-async def test_framing_here_changes_nothing_but_speed(harness: Harness, seed: int) -> None:
-    """The same random conversation, cut the same random way, gives the same messages, the same
-    bytes back (pongs, close) and the same close, with and without the framing done here."""
-    rng = random.Random(seed)
-    wire = b"".join(random_conversation(rng))
-    cuts = sorted(rng.sample(range(1, len(wire)), min(len(wire) - 1, rng.randint(1, 60))))
-    chunks = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)])]
-    framed = await converse(harness, f"fast{seed}", True, chunks)
-    reference = await converse(harness, f"ref{seed}", False, chunks)
-    assert framed == reference
-    assert framed[2] == [1000, ""]

@@ -1,0 +1,219 @@
+"""Every option of the worker, validated in one place: ``configure``, ``listen`` and ``connect``.
+
+The bridge sends every value (nodes/lib/options.js holds the settings and their defaults on the
+Node side); the defaults here are the same numbers, for tests and for a command that leaves a key
+out. A bad value raises ValueError naming the option, which the dispatcher logs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "DEFAULT_FLOW_WINDOW",
+    "DEFAULT_FLOW_WINDOW_BYTES",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_RECONNECT_DELAY",
+    "DEFAULT_WRITE_LIMIT",
+    "ClientOptions",
+    "EndpointOptions",
+    "FlowOptions",
+    "TlsOptions",
+]
+
+#: Largest incoming message: 100 MiB, like Node-RED's core WebSocket nodes (``ws``).
+DEFAULT_MAX_SIZE = 100 * 1024 * 1024
+#: Seconds for an opening handshake (core has none; websockets' default).
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+#: Unsent outgoing bytes above which a session or client connection is dropped: 16 MiB.
+DEFAULT_WRITE_LIMIT = 16 * 1024 * 1024
+#: Seconds between client connection attempts (core's fixed delay).
+DEFAULT_RECONNECT_DELAY = 3.0
+#: Unacknowledged ``message`` events above which every socket stops being read.
+DEFAULT_FLOW_WINDOW = 1000
+#: The same in payload bytes (8 MiB).
+DEFAULT_FLOW_WINDOW_BYTES = 8 * 1024 * 1024
+
+
+def _map(options: Any, what: str = "options") -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(f"{what} must be a map")
+    return options
+
+
+def _number(options: dict[str, Any], key: str, default: float, *, integer: bool = False,
+            minimum: float = 0) -> Any:  # fmt: skip
+    """``options[key]`` (``default`` when missing or nil): a number >= ``minimum``."""
+    value = options.get(key)
+    if value is None:
+        return default
+    numeric = isinstance(value, int) or (not integer and isinstance(value, float))
+    if isinstance(value, bool) or not numeric or not value >= minimum:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{key} must be {kind} >= {minimum:g}")
+    return value
+
+
+def _size(options: dict[str, Any], key: str, default: int) -> int | None:
+    """A byte size: an integer >= 0, 0 meaning no limit (None)."""
+    value: int = _number(options, key, default, integer=True)
+    return value or None
+
+
+def _seconds(options: dict[str, Any], key: str, default: float) -> float | None:
+    """A duration in seconds: 0 or infinity meaning none (None)."""
+    value = float(_number(options, key, default))
+    return None if value == 0 or math.isinf(value) else value
+
+
+def _flag(options: dict[str, Any], key: str, default: bool) -> bool:
+    value = options.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be a boolean")
+    return value
+
+
+def _strings(options: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    value = options.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{key} must be a list of strings or nil")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    """``["configure", options]``: the flow-control windows (docs/protocol.md)."""
+
+    flow_window: int = DEFAULT_FLOW_WINDOW
+    flow_window_bytes: int = DEFAULT_FLOW_WINDOW_BYTES
+
+    @classmethod
+    def from_dict(cls, options: Any, current: FlowOptions | None = None) -> FlowOptions:
+        """Validate; a missing key keeps its ``current`` value."""
+        options = _map(options)
+        base = current or cls()
+        return cls(
+            flow_window=_number(options, "flow_window", base.flow_window, integer=True, minimum=1),
+            flow_window_bytes=_number(
+                options, "flow_window_bytes", base.flow_window_bytes, integer=True, minimum=1
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    """``["listen", owner, options]`` (docs/protocol.md)."""
+
+    path: str = ""
+    max_size: int | None = DEFAULT_MAX_SIZE
+    compression: bool = False
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
+    #: None: accept the client's first offer (as core's ``ws`` server does).
+    subprotocols: tuple[str, ...] | None = None
+    write_limit: int | None = DEFAULT_WRITE_LIMIT
+
+    @classmethod
+    def from_dict(cls, options: Any) -> EndpointOptions:
+        options = _map(options)
+        path = options.get("path", "")
+        if not isinstance(path, str):
+            raise ValueError("path must be a string")
+        return cls(
+            path=path,
+            max_size=_size(options, "max_size", DEFAULT_MAX_SIZE),
+            compression=_flag(options, "compression", False),
+            handshake_timeout=_seconds(options, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT),
+            subprotocols=_strings(options, "subprotocols"),
+            write_limit=_size(options, "write_limit", DEFAULT_WRITE_LIMIT),
+        )
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """The ``tls`` map of ``connect``: PEM strings as Node-RED's tls-config node holds them."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    passphrase: str | None = None
+    verify: bool = True
+    servername: str | None = None
+
+    @classmethod
+    def from_dict(cls, options: Any) -> TlsOptions | None:
+        """nil → None."""
+        if options is None:
+            return None
+        options = _map(options, "tls")
+        values: dict[str, Any] = {}
+        for name in ("ca", "cert", "key", "passphrase", "servername"):
+            value = options.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"tls.{name} must be a string or nil")
+            values[name] = value or None
+        verify = options.get("verify", True)
+        if not isinstance(verify, bool):
+            raise ValueError("tls.verify must be a boolean")
+        return cls(verify=verify, **values)
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """``["connect", owner, options]`` (docs/protocol.md)."""
+
+    url: str
+    subprotocols: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    heartbeat: float | None = None
+    tls: TlsOptions | None = None
+    proxy: str | None = None
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
+    reconnect_delay: float = DEFAULT_RECONNECT_DELAY
+    max_size: int | None = DEFAULT_MAX_SIZE
+    compression: bool = False
+    write_limit: int | None = DEFAULT_WRITE_LIMIT
+
+    @classmethod
+    def from_dict(cls, options: Any) -> ClientOptions:
+        if not isinstance(options, dict):
+            raise ValueError("options must be a map")
+        url = options.get("url")
+        if not isinstance(url, str) or not url:
+            raise ValueError("url must be a non-empty string")
+        headers = options.get("headers") or []
+        if not isinstance(headers, list) or not all(
+            isinstance(pair, list)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and isinstance(pair[1], str)
+            for pair in headers
+        ):
+            raise ValueError("headers must be a list of [name, value] strings")
+        proxy = options.get("proxy")
+        if proxy is not None and not isinstance(proxy, str):
+            raise ValueError("proxy must be a string or nil")
+        reconnect_delay = float(_number(options, "reconnect_delay", DEFAULT_RECONNECT_DELAY))
+        if math.isinf(reconnect_delay):
+            raise ValueError("reconnect_delay must be finite")
+        return cls(
+            url=url,
+            subprotocols=_strings(options, "subprotocols") or (),
+            headers=tuple((name, value) for name, value in headers),
+            heartbeat=_seconds(options, "heartbeat", 0),
+            tls=TlsOptions.from_dict(options.get("tls")),
+            proxy=proxy or None,
+            handshake_timeout=_seconds(options, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT),
+            reconnect_delay=reconnect_delay,
+            max_size=_size(options, "max_size", DEFAULT_MAX_SIZE),
+            compression=_flag(options, "compression", False),
+            write_limit=_size(options, "write_limit", DEFAULT_WRITE_LIMIT),
+        )
