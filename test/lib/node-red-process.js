@@ -107,10 +107,10 @@ class NodeRedProcess {
         return statuses;
     }
 
-    /** The worker processes (not the short-lived Python probes run before a start). */
+    /** The worker processes (not the short-lived Python probes and package checks run before a start). */
     workerPids() {
         try {
-            return childProcess.execFileSync("pgrep", ["-P", String(this.child.pid), "-f", "websocket_worker"])
+            return childProcess.execFileSync("pgrep", ["-P", String(this.child.pid), "-f", "websocket_worker --events-fd"])
                 .toString().trim()
                 .split(/\s+/).filter(Boolean).map(Number);
         } catch (_) {
