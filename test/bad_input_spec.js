@@ -9,7 +9,7 @@ const crypto = require("crypto");
 const should = require("should");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
-const { waitFor, connectClient, closeClient, recordMessages, wsUrl, delay } = require("./lib/harness");
+const { waitFor, connectClient, closeClient, recordMessages, wsUrl, ms, withHelper } = require("./lib/harness");
 
 helper.init(require("./lib/node-red-path").redMain);
 
@@ -23,16 +23,19 @@ function echoFlow(wholemsg = false) {
 }
 
 /** Sends raw bytes to the helper's port and returns everything read back until the server closes. */
-function rawExchange(bytes, { timeout = 3000 } = {}) {
+function rawExchange(bytes, { timeout = ms(3000) } = {}) {
     const { port } = new URL(helper.url());
     return new Promise((resolve) => {
         const chunks = [];
         const socket = net.connect(port, "127.0.0.1", () => socket.write(bytes));
         const done = () => resolve(Buffer.concat(chunks).toString("latin1"));
         socket.on("data", (chunk) => chunks.push(chunk));
-        socket.on("close", done);
+        const timer = setTimeout(() => socket.destroy(), timeout);
+        socket.on("close", () => {
+            clearTimeout(timer);
+            done();
+        });
         socket.on("error", () => {});
-        setTimeout(() => socket.destroy(), timeout);
     });
 }
 
@@ -91,15 +94,7 @@ function serverCloseCode(bytes) {
 }
 
 describe("bad input on a listener path", function () {
-    before(async function () {
-        helper.settings({ pyWebsocketListenerMaxMessageSize: 64 * 1024 });
-        await helper.startServer();
-    });
-    after(async function () {
-        helper.settings({ pyWebsocketListenerMaxMessageSize: undefined });
-        await helper.stopServer();
-    });
-    afterEach(() => helper.unload());
+    withHelper(helper, { pyWebsocketListenerMaxMessageSize: 64 * 1024 });
 
     it("answers an upgrade without a WebSocket key with HTTP 400, not a hang", async function () {
         await helper.load(websocketNodes, echoFlow());
@@ -184,7 +179,7 @@ describe("bad input on a listener path", function () {
     it("keeps serving when the out node gets a msg it cannot stringify, and reports it to Catch", async function () {
         await helper.load(websocketNodes, echoFlow(true));
         const ws = await connectClient(wsUrl(helper, "/bad"));
-        await waitFor("the session", () => Object.keys(helper.getNode("listener")._clients).length === 1);
+        await waitFor("the session", () => helper.getNode("listener").role.sessions.size === 1);
         const circular = { payload: 1 };
         circular.self = circular;
         const out = helper.getNode("out");
@@ -195,7 +190,6 @@ describe("bad input on a listener path", function () {
         String(errors[0]).should.match(/circular/i);
         ws.send(JSON.stringify({ payload: "after" }));
         await waitFor("the echo", () => ws.received.length === 1);
-        await delay(50);
         await closeClient(ws);
     });
 });

@@ -4,24 +4,31 @@
  */
 "use strict";
 
+const net = require("net");
 const should = require("should");
 const helper = require("node-red-node-test-helper");
+const WebSocket = require("ws");
 const websocketNodes = require("../nodes/websocket.js");
 const {
-    waitFor, startServer, stopServer, withRemoteServer, recordStatuses, recordMessages, delay, ms,
+    waitFor, startServer, stopServer, withHelper, withRemoteServer, recordStatuses, recordMessages, ms,
+    startHttpsServer,
 } = require("./lib/harness");
+const { clientConfig } = require("./lib/flows");
 
 helper.init(require("./lib/node-red-path").redMain);
 
 function clientFlow(url, options = {}) {
     return [
-        Object.assign({ id: "client", type: "py-websocket-client", path: url, tls: "",
-            wholemsg: options.wholemsg ? "true" : "false", subprotocol: "", hb: "0", headers: [] },
-        options.config || {}),
+        clientConfig(url, Object.assign({ wholemsg: options.wholemsg ? "true" : "false" }, options.config)),
         { id: "in", type: "py-websocket in", server: "", client: "client", wires: [["seen"]] },
         { id: "seen", type: "helper" },
         { id: "out", type: "py-websocket out", server: "", client: "client" },
     ];
+}
+
+/** The connections a remote server accepted on a path. */
+function connectionsTo(server, path) {
+    return server.connections.filter((ws) => ws.request.url === path);
 }
 
 describe("py-websocket client (connect to)", function () {
@@ -33,7 +40,7 @@ describe("py-websocket client (connect to)", function () {
         const seen = recordMessages(helper.getNode("seen"));
         const client = helper.getNode("client");
         client.isServer.should.be.false();
-        await waitFor("the connection", () => remote.connections.length === 1 && client.clientOpen);
+        await waitFor("the connection", () => remote.connections.length === 1 && client.role.state === "connected");
         helper.getNode("out").receive({ payload: "to server" });
         helper.getNode("out").receive({ payload: Buffer.from([9, 8]) });
         await waitFor("two frames at the server", () => remote.received.length === 2);
@@ -53,11 +60,13 @@ describe("py-websocket client (connect to)", function () {
         flow[1].wires = [["seen", "out"]];
         await helper.load(websocketNodes, flow);
         const seen = recordMessages(helper.getNode("seen"));
-        await waitFor("the connection", () => helper.getNode("client").clientOpen);
+        await waitFor("the connection", () => helper.getNode("client").role.state === "connected");
         remote.connections[0].send("ping-pong?");
         await waitFor("the message in the flow", () => seen.length === 1);
-        await delay(300);
-        remote.received.should.eql([]);
+        // A message sent after it, on the same connection, arrives; the looped one would be before it.
+        helper.getNode("out").receive({ payload: "after" });
+        await waitFor("the later message at the server", () => remote.received.length > 0);
+        remote.received.should.eql(["after"]);
     });
 
     it("offers the configured subprotocols and sends the configured upgrade headers", async function () {
@@ -83,7 +92,7 @@ describe("py-websocket client (connect to)", function () {
     it("in entire-message mode sends the msg as JSON and parses the server's JSON", async function () {
         await helper.load(websocketNodes, clientFlow(remote.url, { wholemsg: true }));
         const seen = recordMessages(helper.getNode("seen"));
-        await waitFor("the connection", () => helper.getNode("client").clientOpen);
+        await waitFor("the connection", () => helper.getNode("client").role.state === "connected");
         helper.getNode("out").receive({ topic: "t", payload: 1 });
         await waitFor("the frame", () => remote.received.length === 1);
         const sent = JSON.parse(remote.received[0]);
@@ -128,15 +137,22 @@ describe("py-websocket client (connect to)", function () {
 
     it("connects only while an in or out node uses the config", async function () {
         await helper.load(websocketNodes, [
-            { id: "client", type: "py-websocket-client", path: remote.url, tls: "", wholemsg: "false",
-                subprotocol: "", hb: "0", headers: [] },
+            clientConfig(`${remote.url}/unused`),
+            clientConfig(`${remote.url}/used`, { id: "used" }),
+            { id: "in", type: "py-websocket in", server: "", client: "used", wires: [["seen"]] },
+            { id: "seen", type: "helper" },
         ]);
-        await delay(500);
-        remote.connections.length.should.equal(0);
+        const seen = recordMessages(helper.getNode("seen"));
+        // Both config nodes were declared before the used one's connection came up; a message
+        // through it comes after anything the unused one could have started.
+        await waitFor("the used one's connection", () => connectionsTo(remote, "/used").length === 1);
+        connectionsTo(remote, "/used")[0].send("through the used one");
+        await waitFor("the message", () => seen.length === 1);
+        remote.connections.length.should.equal(1);
     });
 
     it("drops a connection whose server stops answering heartbeat pings, then reconnects", async function () {
-        this.timeout(20000);
+        this.timeout(ms(20000));
         await stopServer(remote);
         remote = await startServer({ autoPong: false });
         await helper.load(websocketNodes, clientFlow(remote.url, { config: { hb: "1" } }));
@@ -150,19 +166,28 @@ describe("py-websocket client (connect to)", function () {
         await helper.load(websocketNodes, clientFlow(remote.url, { config: { hb: "1" } }));
         const statuses = recordStatuses(helper.getNode("in"));
         await waitFor("connected", () => statuses.some((s) => s.event === "connect"));
-        await delay(ms(3500));
+        let pings = 0;
+        remote.connections[0].on("ping", () => pings++);
+        // Past three heartbeats, each answered: a missed pong would have dropped it by the second.
+        await waitFor("three pings answered", () => pings >= 3, ms(8000));
         statuses.filter((s) => s.event !== "connect").should.eql([]);
         remote.connections.length.should.equal(1);
+        remote.connections[0].readyState.should.equal(WebSocket.OPEN);
     });
 
-    it("closes the connection when the flow stops", async function () {
-        await helper.load(websocketNodes, clientFlow(remote.url));
+    it("closes the connection when the flow stops, and does not reconnect", async function () {
+        await helper.load(websocketNodes, clientFlow(`${remote.url}/first`));
         await waitFor("the connection", () => remote.connections.length === 1);
         const closed = new Promise((resolve) => remote.connections[0].once("close", (code) => resolve(code)));
         await helper.unload();
         (await closed).should.equal(1000);
-        await delay(ms(3500));
-        remote.connections.length.should.equal(1);
+        // A second flow whose connection the server drops reconnects after the same delay (3 s):
+        // once it has, the first flow's would have too.
+        await helper.load(websocketNodes, clientFlow(`${remote.url}/second`));
+        await waitFor("the second flow's connection", () => connectionsTo(remote, "/second").length === 1);
+        connectionsTo(remote, "/second")[0].close(1000);
+        await waitFor("the second flow's reconnection", () => connectionsTo(remote, "/second").length === 2, ms(8000));
+        connectionsTo(remote, "/first").length.should.equal(1);
     });
 
     it("holds messages sent while the connection is down and delivers them in order after reconnecting", async function () {
@@ -195,42 +220,26 @@ describe("py-websocket client (connect to)", function () {
 });
 
 describe("py-websocket client over wss:// with a tls-config node", function () {
-    const https = require("https");
-    const fs = require("fs");
-    const os = require("os");
-    const path = require("path");
-    const childProcess = require("child_process");
-    const WebSocket = require("ws");
     const tlsNode = require(require("./lib/node-red-path").coreNodePath("core/network/05-tls.js"));
-    let dir;
     let server;
     let wss;
     let url;
     const received = [];
 
     before(async function () {
-        dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-tls-"));
-        childProcess.execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem")], { stdio: "ignore" });
-        server = https.createServer({ key: fs.readFileSync(path.join(dir, "key.pem")),
-            cert: fs.readFileSync(path.join(dir, "cert.pem")) });
+        server = await startHttpsServer();
         wss = new WebSocket.Server({ server });
         wss.on("connection", (ws) => {
             ws.on("message", (data) => received.push(data.toString()));
             ws.send("secure hello");
         });
-        await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
         url = `wss://localhost:${server.address().port}/secure`;
-        await helper.startServer();
     });
     after(async function () {
-        await helper.stopServer();
         wss.close();
-        server.close();
-        fs.rmSync(dir, { recursive: true, force: true });
+        await server.cleanup();
     });
-    afterEach(() => helper.unload());
+    withHelper(helper);
 
     function tlsFlow(tlsConfig) {
         const flow = clientFlow(url, { config: { tls: "tls" } });
@@ -240,7 +249,7 @@ describe("py-websocket client over wss:// with a tls-config node", function () {
     }
 
     it("connects with the CA of the tls-config node and verifies the server", async function () {
-        await helper.load([tlsNode, websocketNodes], tlsFlow({ ca: path.join(dir, "cert.pem") }));
+        await helper.load([tlsNode, websocketNodes], tlsFlow({ ca: server.certFile }));
         const seen = recordMessages(helper.getNode("seen"));
         await waitFor("the server's greeting", () => seen.length === 1);
         seen[0].payload.should.equal("secure hello");
@@ -263,7 +272,6 @@ describe("py-websocket client over wss:// with a tls-config node", function () {
 });
 
 describe("py-websocket client through Node-RED's proxy settings", function () {
-    const net = require("net");
     let remote;
     let proxy;
     const connects = [];
@@ -281,20 +289,17 @@ describe("py-websocket client through Node-RED's proxy settings", function () {
                 });
                 upstream.on("error", () => downstream.destroy());
                 downstream.on("error", () => upstream.destroy());
+                downstream.on("close", () => upstream.destroy());
             });
         });
         await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
         remote = await startServer();
-        helper.settings({ proxyOptions: { env: { http_proxy: `http://127.0.0.1:${proxy.address().port}` } } });
-        await helper.startServer();
     });
     after(async function () {
-        helper.settings({ proxyOptions: undefined });
-        await helper.stopServer();
         await stopServer(remote);
-        proxy.close();
+        await new Promise((resolve) => proxy.close(resolve));
     });
-    afterEach(() => helper.unload());
+    withHelper(helper, () => ({ proxyOptions: { env: { http_proxy: `http://127.0.0.1:${proxy.address().port}` } } }));
 
     it("tunnels the connection through the configured HTTP proxy", async function () {
         await helper.load(websocketNodes, clientFlow(remote.url));
@@ -306,26 +311,27 @@ describe("py-websocket client through Node-RED's proxy settings", function () {
 });
 
 describe("py-websocket client handshake timeout", function () {
-    const net = require("net");
     let silent;
+    const accepted = [];
     before(async function () {
-        silent = net.createServer((socket) => socket.on("error", () => {})); // accepts, never answers
+        silent = net.createServer((socket) => { // accepts, never answers
+            accepted.push(socket);
+            socket.on("error", () => {});
+        });
         await new Promise((resolve) => silent.listen(0, "127.0.0.1", resolve));
-        helper.settings({ pyWebsocketListenerHandshakeTimeout: 1 });
-        await helper.startServer();
     });
-    after(async function () {
-        helper.settings({ pyWebsocketListenerHandshakeTimeout: undefined });
-        await helper.stopServer();
-        silent.close();
-    });
-    afterEach(() => helper.unload());
+    after(() => new Promise((resolve) => {
+        silent.close(resolve);
+        for (const socket of accepted) socket.destroy();
+    }));
+    withHelper(helper, { pyWebsocketListenerHandshakeTimeout: 1 });
 
     it("gives up on a server that never answers the handshake, shows the error, and retries", async function () {
         await helper.load(websocketNodes, clientFlow(`ws://127.0.0.1:${silent.address().port}/`));
         const statuses = recordStatuses(helper.getNode("in"));
         await waitFor("the error status", () => statuses.some((s) => s.event === "error"), ms(4000));
         await waitFor("the disconnected status", () => statuses.some((s) => s.event === "disconnect"));
+        await waitFor("the retry", () => accepted.length === 2, ms(8000));
         statuses.some((s) => s.event === "connect").should.be.false();
     });
 });

@@ -8,7 +8,7 @@ const fs = require("fs");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const { getBridge } = require("../nodes/lib/bridge");
-const { waitFor, connectClient, closeClient, wsUrl, ms } = require("./lib/harness");
+const { waitFor, connectClient, closeClient, wsUrl, ms, withHelper } = require("./lib/harness");
 
 helper.init(require("./lib/node-red-path").redMain);
 
@@ -25,10 +25,8 @@ function rssKiB(pid) {
 }
 
 describe("connect/close cycles", function () {
-    this.timeout(300000);
-    before(() => helper.startServer());
-    after(() => helper.stopServer());
-    afterEach(() => helper.unload());
+    this.timeout(ms(300000));
+    withHelper(helper);
 
     it(`returns to the baseline of fds and memory after ${CYCLES} cycles`, async function () {
         await helper.load(websocketNodes, [
@@ -43,14 +41,14 @@ describe("connect/close cycles", function () {
             await waitFor("the echo", () => ws.received.length === 1);
             await closeClient(ws);
         };
-        const settle = () => waitFor("no sessions", () => Object.keys(listener._clients).length === 0, ms(10000));
+        const settle = () => waitFor("no sessions", () => listener.role.sessions.size === 0, ms(10000));
         for (let i = 0; i < 200; i += PARALLEL) await Promise.all(Array.from({ length: PARALLEL }, cycle));
         await settle();
-        const worker = getBridge().child.pid;
+        const worker = getBridge().workerPid;
         const before = { workerFds: openFds(worker), nodeFds: openFds(process.pid), workerRss: rssKiB(worker) };
         for (let i = 0; i < CYCLES; i += PARALLEL) await Promise.all(Array.from({ length: PARALLEL }, cycle));
         await settle();
-        getBridge().child.pid.should.equal(worker);
+        getBridge().workerPid.should.equal(worker);
         await waitFor("the worker's fds back at baseline", () => openFds(worker) <= before.workerFds, ms(10000));
         await waitFor("Node-RED's fds back at baseline", () => openFds(process.pid) <= before.nodeFds + 2, ms(10000));
         const growthMiB = (rssKiB(worker) - before.workerRss) / 1024;

@@ -54,7 +54,7 @@ function childPids(pid) {
 }
 
 describe("palette install, end to end", function () {
-    this.timeout(300000);
+    this.timeout(ms(300000));
     let workDir;
     let userDir;
     let port;
@@ -120,7 +120,7 @@ describe("palette install, end to end", function () {
         [200, 204].should.containEql(deployed.status);
         await waitFor("the worker to be ready", () => /worker \d+ ready/.test(output), ms(240000));
         fs.existsSync(path.join(userDir, "python-websocket", "venv")).should.be.true();
-        const ws = await waitFor("the listener", () => connectClient(`ws://127.0.0.1:${port}/echo`, { handshakeTimeout: 500 }).catch(() => null));
+        const ws = await waitFor("the listener", () => connectClient(`ws://127.0.0.1:${port}/echo`, { handshakeTimeout: ms(500) }).catch(() => null));
         ws.send("hello from e2e");
         await waitFor("the echo", () => ws.received.length === 1);
         ws.received[0].should.equal("hello from e2e");

@@ -19,7 +19,7 @@ function rssMiB(pid) {
 }
 
 describe("client ingest under flow control", function () {
-    this.timeout(180000);
+    this.timeout(ms(180000));
 
     it(`takes ${TOTAL} streamed messages in order while Node-RED's memory grows less than 64 MiB`, async function () {
         const remote = await startServer();
@@ -66,8 +66,7 @@ describe("client ingest under flow control", function () {
             done.should.equal(`done ${TOTAL} in-order`);
             (peak - baseline).should.be.below(64, `Node-RED's RSS grew by ${(peak - baseline).toFixed(1)} MiB`);
         } finally {
-            await red.stop("SIGKILL");
-            red.cleanup();
+            await red.cleanup();
             await stopServer(remote);
         }
     });

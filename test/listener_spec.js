@@ -9,7 +9,7 @@ const should = require("should");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const {
-    waitFor, connectClient, closeClient, recordStatuses, recordMessages, wsUrl, delay,
+    waitFor, connectClient, closeClient, recordStatuses, recordMessages, wsUrl, withHelper,
 } = require("./lib/harness");
 
 helper.init(require("./lib/node-red-path").redMain);
@@ -32,9 +32,7 @@ function passThrough(id = "echo") {
 }
 
 describe("py-websocket listener (listen on)", function () {
-    before(() => helper.startServer());
-    after(() => helper.stopServer());
-    afterEach(() => helper.unload());
+    withHelper(helper);
 
     it("registers the four node types", async function () {
         await helper.load(websocketNodes, echoFlow());
@@ -97,7 +95,7 @@ describe("py-websocket listener (listen on)", function () {
         });
         const a = await connectClient(wsUrl(helper, "/ws/echo"));
         const b = await connectClient(wsUrl(helper, "/ws/echo"));
-        await waitFor("two sessions", () => Object.keys(helper.getNode("listener")._clients).length === 2);
+        await waitFor("two sessions", () => helper.getNode("listener").role.sessions.size === 2);
         a.send("x");
         await waitFor("a's reply and the broadcast", () => a.received.length === 2 && b.received.length === 1);
         a.received.should.eql(["reply:x", "all:x"]);
@@ -108,7 +106,7 @@ describe("py-websocket listener (listen on)", function () {
     it("sends what core sends for each payload type, and nothing without a payload", async function () {
         await helper.load(websocketNodes, echoFlow());
         const ws = await connectClient(wsUrl(helper, "/ws/echo"));
-        await waitFor("the session", () => Object.keys(helper.getNode("listener")._clients).length === 1);
+        await waitFor("the session", () => helper.getNode("listener").role.sessions.size === 1);
         const out = helper.getNode("out");
         const date = new Date(0);
         const inputs = [
@@ -117,10 +115,10 @@ describe("py-websocket listener (listen on)", function () {
             { payload: "" }, { payload: 0 }, { payload: false }, { payload: undefined },
         ];
         for (const msg of inputs) out.receive(msg);
+        out.receive({ payload: "last" }); // whatever the others sent came before it
         const expected = ["text", "42", "true", "null", '{"a":1}', '[1,"b"]', JSON.stringify(date),
-            "0", "false", "undefined"];
-        await waitFor("every frame", () => ws.received.length === expected.length);
-        await delay(100);
+            "0", "false", "undefined", "last"];
+        await waitFor("the last frame", () => ws.received.includes("last"));
         ws.received.should.eql(expected);
         await closeClient(ws);
     });
@@ -246,20 +244,12 @@ describe("py-websocket listener (listen on)", function () {
 });
 
 describe("py-websocket listener with webSocketNodeVerifyClient", function () {
-    before(async function () {
-        helper.settings({
-            webSocketNodeVerifyClient: (info, cb) => {
-                if (info.req.headers["x-token"] === "let-me-in") cb(true);
-                else cb(false, 403, "Forbidden");
-            },
-        });
-        await helper.startServer();
+    withHelper(helper, {
+        webSocketNodeVerifyClient: (info, cb) => {
+            if (info.req.headers["x-token"] === "let-me-in") cb(true);
+            else cb(false, 403, "Forbidden");
+        },
     });
-    after(async function () {
-        helper.settings({ webSocketNodeVerifyClient: undefined });
-        await helper.stopServer();
-    });
-    afterEach(() => helper.unload());
 
     it("rejects a client the function refuses with its HTTP status, and no flow sees it", async function () {
         await helper.load(websocketNodes, echoFlow());
@@ -276,15 +266,7 @@ describe("py-websocket listener with webSocketNodeVerifyClient", function () {
 });
 
 describe("py-websocket listener with a one-argument webSocketNodeVerifyClient", function () {
-    before(async function () {
-        helper.settings({ webSocketNodeVerifyClient: (info) => info.origin === "http://allowed.example" });
-        await helper.startServer();
-    });
-    after(async function () {
-        helper.settings({ webSocketNodeVerifyClient: undefined });
-        await helper.stopServer();
-    });
-    afterEach(() => helper.unload());
+    withHelper(helper, { webSocketNodeVerifyClient: (info) => info.origin === "http://allowed.example" });
 
     it("answers 401 when the function returns false, and lets the allowed origin in", async function () {
         await helper.load(websocketNodes, echoFlow());

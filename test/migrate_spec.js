@@ -12,7 +12,7 @@ const path = require("path");
 const should = require("should");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
-const { waitFor, connectClient, closeClient, wsUrl } = require("./lib/harness");
+const { waitFor, connectClient, closeClient, wsUrl, withHelper } = require("./lib/harness");
 
 helper.init(require("./lib/node-red-path").redMain);
 
@@ -93,9 +93,7 @@ describe("migrate command", function () {
     });
 
     describe("a migrated core flow", function () {
-        before(() => helper.startServer());
-        after(() => helper.stopServer());
-        afterEach(() => helper.unload());
+        withHelper(helper);
 
         it("runs on these nodes after changing only type", async function () {
             const core = [

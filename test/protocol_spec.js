@@ -96,6 +96,45 @@ describe("event channel codec", function () {
         should(got[1]).eql(["message", 1, "abc", "next"]);
     });
 
+    it("copies each byte of a frame read in pieces once: a 16 MiB frame in 64 KiB reads copies 16 MiB", function () {
+        const payload = Buffer.alloc(16 * 1024 * 1024, 0x5a);
+        const bytes = libraryFrame(["message", 3, null, payload]);
+        const decoder = new FrameDecoder();
+        const got = [];
+        for (let at = 0; at < bytes.length; at += 64 * 1024) got.push(...decoder.push(bytes.subarray(at, at + 64 * 1024)));
+        got.length.should.equal(1);
+        got[0][3].equals(payload).should.be.true();
+        // Joining everything pending on every read would copy about 256 times this (2 GiB).
+        decoder.bytesCopied.should.equal(bytes.length);
+    });
+
+    it("copies only the frames that straddle reads, whatever the cuts", function () {
+        const frames = [];
+        for (let i = 0; i < 300; i++) {
+            frames.push(i % 3 ? ["message", i, "s", "x".repeat(i * 37)] : ["close", i, null, 1000, "bye"]);
+        }
+        const bytes = Buffer.concat(frames.map(libraryFrame));
+        let seed = 7;
+        const random = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+        for (let round = 0; round < 20; round++) {
+            const decoder = new FrameDecoder();
+            const got = [];
+            for (let at = 0; at < bytes.length;) {
+                const size = 1 + Math.floor(random() * (round % 2 ? 9000 : 40));
+                got.push(...decoder.push(bytes.subarray(at, at + size)));
+                at += size;
+            }
+            should(got.map(plain)).eql(frames.map(plain), `round ${round}`);
+            decoder.bytesCopied.should.be.belowOrEqual(bytes.length + 4 * frames.length);
+        }
+    });
+
+    it("refuses a length prefix over 1 GiB as soon as its four bytes are in, even split across reads", function () {
+        const decoder = new FrameDecoder();
+        decoder.push(Buffer.from([0x40, 0x00])).should.eql([]);
+        (() => decoder.push(Buffer.from([0x00, 0x01, 0x94]))).should.throw(FrameError, { message: /exceeds the 1 GiB limit/ });
+    });
+
     it("asBuffer gives a Buffer over the same bytes", function () {
         const u8 = new Uint8Array([1, 2, 3]);
         const buf = asBuffer(u8);

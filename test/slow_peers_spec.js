@@ -8,7 +8,7 @@
 const net = require("net");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
-const { waitFor, connectClient, closeClient, startServer, stopServer, wsUrl, ms } = require("./lib/harness");
+const { waitFor, connectClient, closeClient, startServer, stopServer, wsUrl, ms, withHelper } = require("./lib/harness");
 
 helper.init(require("./lib/node-red-path").redMain);
 
@@ -24,31 +24,23 @@ function stalledClient(port, path) {
             socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
         });
+        const timer = setTimeout(() => reject(new Error("no handshake")), ms(5000));
         socket.once("data", () => {
+            clearTimeout(timer);
             socket.pause();
             resolve(socket);
         });
         socket.on("error", () => {});
-        socket.once("close", () => { socket.closedByServer = true; });
-        setTimeout(() => reject(new Error("no handshake")), 5000);
     });
 }
 
 async function sessions(count) {
-    await waitFor(`${count} sessions`, () => Object.keys(helper.getNode("listener")._clients).length === count, ms(30000));
+    await waitFor(`${count} sessions`, () => helper.getNode("listener").role.sessions.size === count, ms(30000));
 }
 
 describe("slow and fast peers", function () {
-    this.timeout(120000);
-    before(async function () {
-        helper.settings({ pyWebsocketListenerWriteLimit: 1024 * 1024 });
-        await helper.startServer();
-    });
-    after(async function () {
-        helper.settings({ pyWebsocketListenerWriteLimit: undefined });
-        await helper.stopServer();
-    });
-    afterEach(() => helper.unload());
+    this.timeout(ms(120000));
+    withHelper(helper, { pyWebsocketListenerWriteLimit: 1024 * 1024 });
 
     it("broadcasts to 1,000 clients while one stalled client does not hold them up", async function () {
         await helper.load(websocketNodes, listenerFlow);

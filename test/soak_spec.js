@@ -11,6 +11,7 @@
 const path = require("path");
 require("should");
 const { NodeRedProcess, alive, ROOT } = require("./lib/node-red-process");
+const { LIMITS } = require("../nodes/lib/options");
 const { waitFor, connectClient, startServer, stopServer, delay, ms } = require("./lib/harness");
 
 const SOAK_MS = Number(process.env.SOAK_SECONDS || 30) * 1000;
@@ -46,7 +47,7 @@ function soakFlow(remoteUrl) {
 }
 
 describe("soak: traffic while the worker is killed repeatedly", function () {
-    this.timeout(SOAK_MS + 180000);
+    this.timeout(SOAK_MS + ms(180000));
 
     it("loses nothing accepted after each recovery and keeps Node-RED's heap flat", async function () {
         const remote = await startServer();
@@ -71,7 +72,7 @@ describe("soak: traffic while the worker is killed repeatedly", function () {
                 const clients = [];
                 for (let c = 0; c < 4; c++) {
                     clients.push(await waitFor("the listener", () => connectClient(`ws://127.0.0.1:${red.port}/soak`,
-                        { handshakeTimeout: 1000 }).catch(() => null), ms(15000)));
+                        { handshakeTimeout: ms(1000) }).catch(() => null), ms(15000)));
                 }
                 // Everyone is connected when a broadcast probe reaches all four.
                 await waitFor("the sessions", async () => {
@@ -101,8 +102,8 @@ describe("soak: traffic while the worker is killed repeatedly", function () {
                 });
                 rounds++;
                 if (rounds === 2) baseline = await heap();
-                // A worker that served 2 s counts as healthy and is replaced at once (no crash-loop backoff).
-                await delay(Math.max(0, 2100 - (Date.now() - bornAt)));
+                // A worker that served this long counts as healthy and is replaced at once (no crash-loop backoff).
+                await delay(Math.max(0, LIMITS.stableAfterMs + 100 - (Date.now() - bornAt)));
                 clients.forEach((ws) => ws.send(`e:in flight`));
                 process.kill(workers[0], "SIGKILL");
                 await waitFor("the old worker to go", () => !alive(workers[0]));
@@ -115,8 +116,7 @@ describe("soak: traffic while the worker is killed repeatedly", function () {
             red.output.split("\n").filter((line) => /\[error\]/.test(line) && !/worker stopped/.test(line))
                 .should.eql([]);
         } finally {
-            await red.stop("SIGKILL");
-            red.cleanup();
+            await red.cleanup();
             await stopServer(remote);
         }
     });

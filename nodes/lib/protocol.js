@@ -1,103 +1,19 @@
 /**
- * The event channel's frame codec: 4-byte big-endian length + one MessagePack array
- * whose first element is the frame kind. The protocol itself is described in docs/protocol.md;
- * the Python side is python/websocket_worker/ipc.py.
+ * The event channel's frame codec: 4-byte big-endian length + one MessagePack array whose first
+ * element is the frame kind. Every frame is encoded here (encodeFrame) and decoded here
+ * (FrameDecoder); the per-message frames take the hand-written path of message-codec.js. The
+ * protocol itself is described in docs/protocol.md; the Python side is
+ * python/websocket_worker/ipc.py.
  */
 "use strict";
 
 const { Encoder, Decoder } = require("@msgpack/msgpack");
+const { encodeSend, decodeMessage, HEADER_BYTES } = require("./message-codec");
 
 const PROTOCOL_VERSION = 2;
 const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
-const HEADER_BYTES = 4;
 
 const encoder = new Encoder();
-
-// The two frames that travel once per WebSocket message have hand-written codecs: the generic
-// MessagePack library spends about 1.5 µs encoding a `send` and 0.8 µs decoding a `message`,
-// more than Node-RED's own routing of the msg. Their bytes are exactly what the library writes
-// (test/protocol_spec.js checks it); every other frame goes through the library.
-const SEND_HEAD = Buffer.from([0x94, 0xa4, 0x73, 0x65, 0x6e, 0x64]); // [ , "send"
-const MESSAGE_HEAD = Buffer.from([0x94, 0xa7, 0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65]); // [ , "message"
-const NIL = 0xc0;
-
-function uintBytes(value) {
-    return value < 0x80 ? 1 : value < 0x100 ? 2 : value < 0x10000 ? 3 : 5;
-}
-
-function writeUint(out, offset, value) {
-    if (value < 0x80) {
-        out[offset] = value;
-        return offset + 1;
-    }
-    if (value < 0x100) {
-        out[offset] = 0xcc;
-        out[offset + 1] = value;
-        return offset + 2;
-    }
-    if (value < 0x10000) {
-        out[offset] = 0xcd;
-        out.writeUInt16BE(value, offset + 1);
-        return offset + 3;
-    }
-    out[offset] = 0xce;
-    out.writeUInt32BE(value, offset + 1);
-    return offset + 5;
-}
-
-/** Header bytes of a str (text) or bin (binary) of `length` bytes. */
-function lengthHeaderBytes(length, text) {
-    if (text && length < 32) return 1;
-    return length < 0x100 ? 2 : length < 0x10000 ? 3 : 5;
-}
-
-function writeLengthHeader(out, offset, length, text) {
-    if (text && length < 32) {
-        out[offset] = 0xa0 | length;
-        return offset + 1;
-    }
-    if (length < 0x100) {
-        out[offset] = text ? 0xd9 : 0xc4;
-        out[offset + 1] = length;
-        return offset + 2;
-    }
-    if (length < 0x10000) {
-        out[offset] = text ? 0xda : 0xc5;
-        out.writeUInt16BE(length, offset + 1);
-        return offset + 3;
-    }
-    out[offset] = text ? 0xdb : 0xc6;
-    out.writeUInt32BE(length, offset + 1);
-    return offset + 5;
-}
-
-/** `["send", owner, sid or null, str or Buffer]`, framed; null when it does not have that shape. */
-function encodeSend(frame) {
-    const owner = frame[1];
-    const sid = frame[2];
-    const data = frame[3];
-    if (frame.length !== 4 || !Number.isInteger(owner) || owner < 0 || owner > 0xffffffff) return null;
-    const text = typeof data === "string";
-    if (!(sid === null || typeof sid === "string") || !(text || Buffer.isBuffer(data))) return null;
-    const sidBytes = sid === null ? 0 : Buffer.byteLength(sid);
-    const dataBytes = text ? Buffer.byteLength(data) : data.length;
-    const sidSize = sid === null ? 1 : lengthHeaderBytes(sidBytes, true) + sidBytes;
-    const size = SEND_HEAD.length + uintBytes(owner) + sidSize + lengthHeaderBytes(dataBytes, text) + dataBytes;
-    const out = Buffer.allocUnsafe(HEADER_BYTES + size);
-    out.writeUInt32BE(size, 0);
-    SEND_HEAD.copy(out, HEADER_BYTES);
-    let offset = writeUint(out, HEADER_BYTES + SEND_HEAD.length, owner);
-    if (sid === null) {
-        out[offset++] = NIL;
-    } else {
-        offset = writeLengthHeader(out, offset, sidBytes, true);
-        offset += out.write(sid, offset, "utf8");
-    }
-    offset = writeLengthHeader(out, offset, dataBytes, text);
-    if (text) out.write(data, offset, "utf8");
-    else data.copy(out, offset);
-    return out;
-}
 
 /** One frame as a Buffer, ready to write. */
 function encodeFrame(frame) {
@@ -112,128 +28,101 @@ function encodeFrame(frame) {
     return out;
 }
 
-/**
- * Reads a uint, str or bin at `offset` of `buf` (below `end`). Returns the value's end offset and
- * leaves the value in `into.value`; -1 for anything else (the library decodes such frames).
- */
-function readValue(buf, offset, end, into) {
-    if (offset >= end) return -1;
-    const type = buf[offset];
-    let start;
-    let length;
-    let text = true;
-    if (type < 0x80) {
-        into.value = type;
-        return offset + 1;
-    }
-    if (type === NIL) {
-        into.value = null;
-        return offset + 1;
-    }
-    if ((type & 0xe0) === 0xa0) {
-        start = offset + 1;
-        length = type & 0x1f;
-    } else {
-        switch (type) {
-        case 0xcc: case 0xcd: case 0xce: {
-            const bytes = type === 0xcc ? 1 : type === 0xcd ? 2 : 4;
-            if (offset + 1 + bytes > end) return -1;
-            into.value = buf.readUIntBE(offset + 1, bytes);
-            return offset + 1 + bytes;
-        }
-        case 0xc4: case 0xc5: case 0xc6: case 0xd9: case 0xda: case 0xdb: {
-            text = type >= 0xd9;
-            const bytes = 1 << (type - (text ? 0xd9 : 0xc4)); // 1, 2 or 4 length bytes
-            start = offset + 1 + bytes;
-            if (start > end) return -1;
-            length = buf.readUIntBE(offset + 1, bytes);
-            break;
-        }
-        default: return -1;
-        }
-    }
-    if (start + length > end) return -1;
-    into.value = text ? buf.toString("utf8", start, start + length) : buf.subarray(start, start + length);
-    return start + length;
-}
-
-const scratch = { value: null };
-
-/** `["message", owner, sid or null, str or bin]` from `buf[start, end)`; null for any other frame. */
-function decodeMessage(buf, start, end) {
-    if (end - start < MESSAGE_HEAD.length + 3) return null;
-    for (let i = 0; i < MESSAGE_HEAD.length; i++) {
-        if (buf[start + i] !== MESSAGE_HEAD[i]) return null;
-    }
-    let offset = readValue(buf, start + MESSAGE_HEAD.length, end, scratch);
-    const owner = scratch.value;
-    if (offset < 0 || typeof owner !== "number") return null;
-    offset = readValue(buf, offset, end, scratch);
-    const sid = scratch.value;
-    if (offset < 0 || !(sid === null || typeof sid === "string")) return null;
-    offset = readValue(buf, offset, end, scratch);
-    const data = scratch.value;
-    if (offset !== end || data === null || typeof data === "number") return null;
-    return ["message", owner, sid, data];
-}
-
 class FrameError extends Error {}
 
 /**
  * Streaming decoder: push() the chunks read from the channel, get back the whole frames they
- * complete. A partial frame is kept for the next chunk.
+ * complete (a frame that does not decode comes back as a FrameError in its place). A partial
+ * frame is kept as the chunks that hold it and joined once, when its last byte arrives: each
+ * byte is copied at most once, so a 16 MiB frame read 64 KiB at a time costs 16 MiB of copying,
+ * not the 2 GiB of joining everything pending on every read. `bytesCopied` counts it.
  */
 class FrameDecoder {
     constructor() {
         this._decoder = new Decoder();
-        this._pending = [];
-        this._pendingBytes = 0;
+        this._chunks = []; // a partial frame, as read
+        this._have = 0; // its bytes so far
+        this._need = 0; // its whole length with the header; 0 while the header itself is incomplete
+        this.bytesCopied = 0;
     }
 
     push(chunk) {
-        let buf = chunk;
-        if (this._pendingBytes > 0) {
-            this._pending.push(chunk);
-            buf = Buffer.concat(this._pending, this._pendingBytes + chunk.length);
-            this._pending = [];
-            this._pendingBytes = 0;
-        }
         const frames = [];
         let offset = 0;
-        while (buf.length - offset >= HEADER_BYTES) {
-            const length = buf.readUInt32BE(offset);
-            if (length > MAX_FRAME_BYTES) {
-                throw new FrameError(`frame of ${length} bytes exceeds the 1 GiB limit`);
-            }
-            if (buf.length - offset - HEADER_BYTES < length) {
-                break;
-            }
+        if (this._have > 0) {
+            offset = this._completePartial(chunk, frames);
+            if (offset < 0) return frames;
+        }
+        while (chunk.length - offset >= HEADER_BYTES) {
+            const length = frameLength(chunk.readUInt32BE(offset));
+            if (chunk.length - offset - HEADER_BYTES < length) break;
             const start = offset + HEADER_BYTES;
             offset = start + length;
-            let frame = decodeMessage(buf, start, offset);
-            if (frame !== null) {
-                frames.push(frame);
-                continue;
-            }
-            try {
-                frame = this._decoder.decode(buf.subarray(start, offset));
-            } catch (err) {
-                frames.push(new FrameError(`undecodable frame: ${err.message}`));
-                continue;
-            }
-            if (!Array.isArray(frame) || typeof frame[0] !== "string") {
-                frames.push(new FrameError("frame is not an array starting with its kind"));
-                continue;
-            }
-            frames.push(frame);
+            frames.push(this._decode(chunk, start, offset));
         }
-        if (offset < buf.length) {
-            const rest = buf.subarray(offset);
-            this._pending.push(rest);
-            this._pendingBytes = rest.length;
+        if (offset < chunk.length) {
+            const rest = chunk.subarray(offset);
+            this._chunks.push(rest);
+            this._have = rest.length;
+            this._need = rest.length >= HEADER_BYTES ? HEADER_BYTES + frameLength(rest.readUInt32BE(0)) : 0;
         }
         return frames;
     }
+
+    /**
+     * Adds the start of `chunk` to the partial frame. When that completes it, decodes it into
+     * `frames` and returns the offset in `chunk` after it; otherwise keeps the chunk and returns -1.
+     */
+    _completePartial(chunk, frames) {
+        if (this._need === 0) {
+            if (this._have + chunk.length < HEADER_BYTES) {
+                this._chunks.push(chunk);
+                this._have += chunk.length;
+                return -1;
+            }
+            const header = Buffer.concat(this._chunks.concat([chunk]), HEADER_BYTES);
+            this.bytesCopied += HEADER_BYTES;
+            this._need = HEADER_BYTES + frameLength(header.readUInt32BE(0));
+        }
+        const missing = this._need - this._have;
+        if (chunk.length < missing) {
+            this._chunks.push(chunk);
+            this._have += chunk.length;
+            return -1;
+        }
+        this._chunks.push(missing === chunk.length ? chunk : chunk.subarray(0, missing));
+        const frame = Buffer.concat(this._chunks, this._need);
+        this.bytesCopied += this._need;
+        this._chunks = [];
+        this._have = 0;
+        this._need = 0;
+        frames.push(this._decode(frame, HEADER_BYTES, frame.length));
+        return missing;
+    }
+
+    /** The frame in buf[start, end): the fast path for `message`, else the library. */
+    _decode(buf, start, end) {
+        const fast = decodeMessage(buf, start, end);
+        if (fast !== null) return fast;
+        let frame;
+        try {
+            frame = this._decoder.decode(buf.subarray(start, end));
+        } catch (err) {
+            return new FrameError(`undecodable frame: ${err.message}`);
+        }
+        if (!Array.isArray(frame) || typeof frame[0] !== "string") {
+            return new FrameError("frame is not an array starting with its kind");
+        }
+        return frame;
+    }
+}
+
+/** A length prefix, checked: over 1 GiB the stream is corrupt (no way to find the next frame). */
+function frameLength(length) {
+    if (length > MAX_FRAME_BYTES) {
+        throw new FrameError(`frame of ${length} bytes exceeds the 1 GiB limit`);
+    }
+    return length;
 }
 
 /** MessagePack bin arrives as Uint8Array (or, from the fast path, Buffer); Node-RED flows expect Buffer. */

@@ -15,6 +15,7 @@ const crypto = require("crypto");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
+const { settingsValues } = require("./options");
 
 const PYTHON_DIR = path.resolve(__dirname, "..", "..", "python");
 const REQUIREMENTS = path.join(PYTHON_DIR, "requirements.txt");
@@ -80,9 +81,10 @@ function requirementsHash() {
 /** Where things are, from settings.js, the environment, then defaults. */
 function resolveOptions(settings = {}, env = process.env) {
     const userDir = settings.userDir || path.join(os.homedir(), ".node-red");
+    const values = settingsValues(settings);
     return {
-        python: settings.pyWebsocketListenerPython || env.NODE_RED_PYTHON || null,
-        venvDir: settings.pyWebsocketListenerVenv || env.NODE_RED_PYTHON_VENV ||
+        python: values.python || env.NODE_RED_PYTHON || null,
+        venvDir: values.venv || env.NODE_RED_PYTHON_VENV ||
             path.join(userDir, "python-websocket", "venv"),
     };
 }

@@ -4,6 +4,11 @@
  */
 "use strict";
 
+const childProcess = require("child_process");
+const fs = require("fs");
+const https = require("https");
+const os = require("os");
+const path = require("path");
 const WebSocket = require("ws");
 
 const TIME_FACTOR = Number(process.env.TEST_TIME_FACTOR || 1);
@@ -77,20 +82,58 @@ function stopServer(server) {
 }
 
 /**
- * Mocha hooks for a describe block talking to a remote server: the test helper's server around the
- * block, a fresh `ws` server (handed to `onStart`) before each test, and after it the flow unloaded
- * and `current()` stopped (a test may have replaced the server it was given).
+ * Mocha hooks for a describe block of node tests: the test helper's server around the block,
+ * started with `settings` (settings.js values, or a function returning them when the block's own
+ * before hooks make them; the defaults again after the block), and the flow unloaded after each
+ * test.
+ */
+function withHelper(helper, settings = {}) {
+    before(async () => {
+        helper.settings(typeof settings === "function" ? settings() : settings);
+        await helper.startServer();
+    });
+    after(async () => {
+        helper.settings({});
+        await helper.stopServer();
+    });
+    afterEach(() => helper.unload());
+}
+
+/**
+ * withHelper() for a describe block talking to a remote server: a fresh `ws` server (handed to
+ * `onStart`) before each test, and `current()` stopped after it (a test may have replaced the
+ * server it was given).
  */
 function withRemoteServer(helper, onStart, current) {
-    before(() => helper.startServer());
-    after(() => helper.stopServer());
+    withHelper(helper);
     beforeEach(async () => {
         onStart(await startServer());
     });
     afterEach(async () => {
-        await helper.unload();
         await stopServer(current());
     });
+}
+
+/**
+ * An HTTPS server on 127.0.0.1 with a fresh self-signed certificate for localhost and 127.0.0.1;
+ * server.certFile is its PEM (to trust it), server.cleanup() closes it and removes the files.
+ */
+async function startHttpsServer() {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-tls-"));
+    const keyFile = path.join(dir, "key.pem");
+    const certFile = path.join(dir, "cert.pem");
+    childProcess.execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-keyout", keyFile, "-out", certFile], { stdio: "ignore" });
+    const server = https.createServer({ key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) });
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    server.certFile = certFile;
+    server.cleanup = () => new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
+    return server;
 }
 
 /** Records every status a node reports (the test helper emits call:status). */
@@ -112,6 +155,6 @@ function wsUrl(helper, path) {
 }
 
 module.exports = {
-    ms, delay, waitFor, connectClient, closeClient, startServer, stopServer, withRemoteServer,
-    recordStatuses, recordMessages, wsUrl,
+    ms, delay, waitFor, connectClient, closeClient, startServer, stopServer, withHelper, withRemoteServer,
+    recordStatuses, recordMessages, wsUrl, startHttpsServer,
 };

@@ -1,7 +1,9 @@
 /**
  * A real `node-red` process for end-to-end tests: a fresh user directory in /tmp with this
  * checkout linked into its node_modules (or a package installed by the caller), an ephemeral
- * port on 127.0.0.1, the admin API and the editor's comms socket.
+ * port on 127.0.0.1, the admin API and the editor's comms socket. It runs in a process group of
+ * its own, as under a service manager: stopGroup() signals every process of it at once, and
+ * cleanup() leaves nothing of it running (a pip still installing, a worker).
  */
 "use strict";
 
@@ -56,7 +58,8 @@ class NodeRedProcess {
         for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
         this.child = childProcess.spawn(process.execPath, [...(this.options.nodeArgs || []),
             require("./node-red-path").redJs, "-u", this.userDir,
-            "-s", path.join(this.userDir, "settings.js")], { env, stdio: ["ignore", "pipe", "pipe"] });
+            "-s", path.join(this.userDir, "settings.js")], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+        this.exited = new Promise((resolve) => this.child.once("exit", (code, signal) => resolve({ code, signal })));
         this.child.stdout.on("data", (chunk) => { this.output += chunk; });
         this.child.stderr.on("data", (chunk) => { this.output += chunk; });
         await waitFor("Node-RED to start", () => this.output.includes("Started flows") || this.child.exitCode !== null,
@@ -104,10 +107,10 @@ class NodeRedProcess {
         return statuses;
     }
 
-    /** The worker processes (not the short-lived Python probes run before a start). */
+    /** The worker processes (not the short-lived Python probes and package checks run before a start). */
     workerPids() {
         try {
-            return childProcess.execFileSync("pgrep", ["-P", String(this.child.pid), "-f", "websocket_worker"])
+            return childProcess.execFileSync("pgrep", ["-P", String(this.child.pid), "-f", "websocket_worker --events-fd"])
                 .toString().trim()
                 .split(/\s+/).filter(Boolean).map(Number);
         } catch (_) {
@@ -115,18 +118,38 @@ class NodeRedProcess {
         }
     }
 
+    running() {
+        return Boolean(this.child) && this.child.exitCode === null && this.child.signalCode === null;
+    }
+
+    /** Sends `signal` to Node-RED alone and waits for it to exit. */
     async stop(signal = "SIGTERM") {
         if (this.comms) this.comms.terminate();
-        if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
-            const exited = new Promise((resolve) => this.child.once("exit", resolve));
+        if (this.running()) {
             this.child.kill(signal);
-            await exited;
+            await this.exited;
         }
     }
 
-    cleanup() {
-        // Retries: a process the killed Node-RED left (its worker, a pip) may still be writing.
-        if (this.ownsUserDir) fs.rmSync(this.userDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    /** Sends `signal` to every process of Node-RED's group at once (systemd's way) and waits for Node-RED to exit. */
+    async stopGroup(signal = "SIGTERM") {
+        if (this.comms) this.comms.terminate();
+        if (this.running()) {
+            process.kill(-this.child.pid, signal);
+            await this.exited;
+        }
+    }
+
+    /** Kills whatever is left of the process group, then removes the user directory it made. */
+    async cleanup() {
+        if (this.comms) this.comms.terminate();
+        if (this.child) {
+            const group = -this.child.pid;
+            try { process.kill(group, "SIGKILL"); } catch (_) { /* the group is gone */ }
+            await this.exited;
+            await waitFor("the process group to be gone", () => !alive(group), ms(10000));
+        }
+        if (this.ownsUserDir) fs.rmSync(this.userDir, { recursive: true, force: true });
     }
 }
 

@@ -1,36 +1,24 @@
 /**
- * The bridge and upgrade router on their own, with servers Node-RED's test helper cannot give:
+ * The bridge and upgrade router on their own, behind a server Node-RED's test helper cannot give:
  * an HTTPS server, whose TLS sockets cannot be handed over and are relayed instead.
  */
 "use strict";
 
-const childProcess = require("child_process");
-const fs = require("fs");
-const https = require("https");
-const os = require("os");
-const path = require("path");
 const WebSocket = require("ws");
 const { getBridge } = require("../nodes/lib/bridge");
+const { listenOptions } = require("../nodes/lib/options");
 const { routesFor } = require("../nodes/lib/upgrade-router");
-const { waitFor } = require("./lib/harness");
+const { waitFor, startHttpsServer } = require("./lib/harness");
 
 describe("bridge behind an HTTPS server", function () {
-    let dir;
     let server;
     let ownerId;
     const events = [];
 
     before(async function () {
-        dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-https-"));
-        childProcess.execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=localhost", "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem")],
-        { stdio: "ignore" });
-        server = https.createServer({ key: fs.readFileSync(path.join(dir, "key.pem")),
-            cert: fs.readFileSync(path.join(dir, "cert.pem")) });
-        await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+        server = await startHttpsServer();
         const bridge = getBridge();
-        ownerId = bridge.add("listen", { path: "/secure", subprotocols: null, max_size: 1048576,
-            compression: false, handshake_timeout: 10 }, {
+        ownerId = bridge.add("listen", listenOptions(bridge.settings(), "/secure"), {
             open: (sid) => events.push(["open", sid]),
             message: (sid, data) => bridge.send(ownerId, sid, data),
             close: (sid, code) => events.push(["close", sid, code]),
@@ -40,14 +28,13 @@ describe("bridge behind an HTTPS server", function () {
         });
         let next = 0;
         routesFor(server).set("/secure", {
-            accept: (req, socket, head) => bridge.handOver(ownerId, `feedbeef0000000${next++}`, req, socket, head),
+            accept: (req, socket, head) => bridge.accept(ownerId, `feedbeef0000000${next++}`, req, socket, head),
         });
     });
 
     after(async function () {
         await getBridge().remove(ownerId);
-        server.close();
-        fs.rmSync(dir, { recursive: true, force: true });
+        await server.cleanup();
     });
 
     it("relays a wss:// connection's bytes to the worker and echoes through it", async function () {

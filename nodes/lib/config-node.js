@@ -1,0 +1,87 @@
+/**
+ * py-websocket-listener and py-websocket-client, the config nodes. As in core, one constructor
+ * serves both types and the path decides the role: a ws:// or wss:// URL connects (client.js),
+ * anything else listens (listener.js). Each role keeps its own state; the in and out nodes use
+ * this interface, whatever the role:
+ *
+ *   path, isServer, wholemsg, subprotocol   the properties, as core exposes them
+ *   registerInputNode(node), removeInputNode(node) -> Promise   in nodes get every message
+ *   addUser(node), removeUser(node) -> Promise   a client connects only while it has users
+ *   sendMessage(data) -> "sent" | "queued" | "not-connected" | "busy"   listener: to every session;
+ *     client: to the server, held while the connection is down
+ *   reply(sid, data) -> "sent" | "ignored" | "busy"   listener: to that session only (ignored once
+ *     it is gone); client: ignored, so an in -> out wire cannot loop (as core)
+ *   events "opened" and "closed" {count, id}, "session-error" {err, id}, "worker" {state, detail}
+ *
+ * ("session-error", not core's "erro": an EventEmitter "error" event without a listener throws.
+ * "sendMessage", not "send": Node-RED gives every node its own send(), for its wires.)
+ */
+"use strict";
+
+const { configProperties } = require("./options");
+const { toFlowMessage } = require("./messages");
+const { Listener } = require("./listener");
+const { ClientConnection } = require("./client");
+
+function configNodeType(RED, bridge) {
+    function WebSocketConfigNode(n) {
+        RED.nodes.createNode(this, n);
+        const props = configProperties(n);
+        this.path = props.path;
+        this.isServer = props.isServer;
+        this.wholemsg = props.wholemsg;
+        this.subprotocol = props.subprotocol;
+        this._inputNodes = [];
+        this._users = new Set();
+        this.setMaxListeners(0);
+        this.role = props.isServer ? new Listener(this, RED, bridge) : new ClientConnection(this, RED, bridge, props);
+        this.on("close", (done) => {
+            this._inputNodes = [];
+            this.role.close().then(() => done());
+        });
+    }
+
+    WebSocketConfigNode.prototype.registerInputNode = function (node) {
+        this._inputNodes.push(node);
+        return this.addUser(node);
+    };
+
+    WebSocketConfigNode.prototype.removeInputNode = function (node) {
+        this._inputNodes = this._inputNodes.filter((n) => n !== node);
+        return this.removeUser(node);
+    };
+
+    WebSocketConfigNode.prototype.addUser = function (node) {
+        this._users.add(node);
+        return this.role.usersChanged(this._users.size);
+    };
+
+    WebSocketConfigNode.prototype.removeUser = function (node) {
+        this._users.delete(node);
+        return this.role.usersChanged(this._users.size);
+    };
+
+    WebSocketConfigNode.prototype.sendMessage = function (data) {
+        return this.role.sendMessage(data);
+    };
+
+    WebSocketConfigNode.prototype.reply = function (sid, data) {
+        return this.role.reply(sid, data);
+    };
+
+    /** A WebSocket message from session `sid` to every in node, as a flow message. */
+    WebSocketConfigNode.prototype.deliver = function (sid, data) {
+        const msg = toFlowMessage(data, this.wholemsg, sid);
+        for (const input of this._inputNodes) {
+            try {
+                input.send(msg);
+            } catch (err) {
+                this.error(RED._("websocket.errors.send-error") + " " + err.toString());
+            }
+        }
+    };
+
+    return WebSocketConfigNode;
+}
+
+module.exports = { configNodeType };

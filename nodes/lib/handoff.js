@@ -1,0 +1,128 @@
+/**
+ * Listener connections on their way to the worker. An upgraded socket is held until the worker
+ * serves its endpoint (`listening`: fd 3 and fd 4 are not ordered with each other), at most
+ * LIMITS.pendingConnectionMs, then handed over: the socket itself as a file descriptor on Node's
+ * IPC channel (fd 3, docs/protocol.md), or, where that cannot be (TLS, Windows, or
+ * pyWebsocketListenerHandoff false), its bytes through the relay (relay.js).
+ */
+"use strict";
+
+class Handoff {
+    /**
+     * host: worker (a WorkerProcess), relay, owners, log (a BridgeLog), limits, settings()
+     * (validated settings.js values).
+     */
+    constructor(host) {
+        this.host = host;
+        this.pending = [];
+    }
+
+    /** Takes an upgraded connection for endpoint `id` under session id `sid`. */
+    accept(id, sid, req, socket, head) {
+        let bytes = head && head.length ? head : Buffer.alloc(0);
+        const relayed = this._mustRelay(socket);
+        if (!relayed) {
+            // Whatever Node already read goes with the request; then Node must stop reading the
+            // fd, or it keeps reading (and dropping) bytes until the worker acknowledges the handle.
+            if (socket.readableLength > 0) {
+                const buffered = socket.read();
+                if (buffered) bytes = Buffer.concat([bytes, buffered]);
+            }
+            if (socket._handle && typeof socket._handle.readStop === "function") socket._handle.readStop();
+        }
+        const extra = relayed ? [["X-Forwarded-For", socket.remoteAddress || ""],
+            ["X-Forwarded-Proto", socket.encrypted ? "https" : "http"]] : null;
+        const item = { id, sid, request: rebuildRequest(req, extra), head: bytes, socket, relayed };
+        const owner = this.host.owners.get(id);
+        if (this.host.worker.isReady() && owner && owner.listening) {
+            this._deliver(item);
+            return;
+        }
+        if (this.host.worker.state === "failed") {
+            socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+            socket.destroy();
+            return;
+        }
+        item.timer = setTimeout(() => {
+            const at = this.pending.indexOf(item);
+            if (at !== -1) {
+                this.pending.splice(at, 1);
+                socket.destroy();
+            }
+        }, this.host.limits.pendingConnectionMs);
+        this.pending.push(item);
+    }
+
+    /** The worker serves endpoint `id` now: hand over the connections that waited for it. */
+    listening(id) {
+        for (const item of this._take((pending) => pending.id === id)) this._deliver(item);
+    }
+
+    /** Endpoint `id` is going away: so are the connections that waited for it. */
+    drop(id) {
+        this._destroy(this._take((pending) => pending.id === id));
+    }
+
+    /** No worker will come (Python missing, protocol mismatch): close everything that waits. */
+    failAll() {
+        this._destroy(this._take(() => true));
+    }
+
+    _take(predicate) {
+        const taken = this.pending.filter(predicate);
+        this.pending = this.pending.filter((item) => !predicate(item));
+        return taken;
+    }
+
+    _destroy(items) {
+        for (const item of items) {
+            clearTimeout(item.timer);
+            item.socket.destroy();
+        }
+    }
+
+    _mustRelay(socket) {
+        return Boolean(socket.encrypted) || process.platform === "win32" || this.host.settings().handoff === false;
+    }
+
+    _deliver(item) {
+        clearTimeout(item.timer);
+        if (!this.host.owners.get(item.id)) {
+            item.socket.destroy();
+            return;
+        }
+        if (item.relayed) {
+            this.host.relay.open(item);
+            return;
+        }
+        const meta = { e: item.id, s: item.sid, r: item.request, h: item.head.toString("base64") };
+        const failed = (err) => this.host.log.warn("websocket.log.handoff-failed", { error: err.message });
+        // keepOpen, then close Node's copy of the fd ourselves once it is on its way: without
+        // keepOpen Node books the socket as "detached" under the server's address key, which
+        // collides for servers on port 0 and leaves server.close() waiting forever.
+        try {
+            this.host.worker.sendHandle(meta, item.socket, (err) => {
+                item.socket.destroy();
+                if (err) failed(err);
+            });
+        } catch (err) {
+            failed(err);
+            item.socket.destroy();
+        }
+    }
+}
+
+/** The upgrade request as the client sent it (request line, raw headers), plus extra headers. */
+function rebuildRequest(req, extraHeaders) {
+    let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+        text += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    }
+    for (const [name, value] of extraHeaders || []) {
+        text += `${name}: ${value}\r\n`;
+    }
+    return text + "\r\n";
+}
+
+module.exports = { Handoff, rebuildRequest };

@@ -1,0 +1,83 @@
+/**
+ * The status of an in or out node, following its config node as core does ("connected N",
+ * "error", "disconnected", each with `event` and the `_session` of the client that came or went,
+ * so a Status node can follow sessions), plus the worker's own states (starting, installing,
+ * restarting, Python missing).
+ */
+"use strict";
+
+const WORKER_STATUS = {
+    installing: { fill: "yellow", shape: "ring", text: "websocket.status.installing" },
+    starting: { fill: "yellow", shape: "ring", text: "websocket.status.starting" },
+    restarting: { fill: "red", shape: "ring", text: "websocket.status.worker-down" },
+};
+
+function followStatus(RED, node, config) {
+    /**
+     * "connected N", once per open/close event however many nodes show it. The count goes in as
+     * a string: with a number i18next resolves plural rules on every call (a new Intl.PluralRules,
+     * about 25 µs, at every connect and disconnect); the catalog's forms are the same anyway.
+     */
+    function connectedText(event) {
+        if (event.text === undefined) {
+            event.text = RED._("websocket.status.connected", { count: String(event.count) });
+        }
+        return event.text;
+    }
+
+    let workerStatusShown = false;
+    config.on("opened", function (event) {
+        workerStatusShown = false;
+        node.status({
+            fill: "green", shape: "dot", text: connectedText(event),
+            event: "connect",
+            _session: { type: "websocket", id: event.id },
+        });
+    });
+    config.on("session-error", function (event) {
+        workerStatusShown = false;
+        node.status({
+            fill: "red", shape: "ring", text: "node-red:common.status.error",
+            event: "error",
+            _session: { type: "websocket", id: event.id },
+        });
+    });
+    config.on("closed", function (event) {
+        workerStatusShown = false;
+        let status;
+        if (event.count > 0) {
+            status = { fill: "green", shape: "dot", text: connectedText(event) };
+        } else {
+            status = { fill: "red", shape: "ring", text: "node-red:common.status.disconnected" };
+        }
+        status.event = "disconnect";
+        status._session = { type: "websocket", id: event.id };
+        node.status(status);
+    });
+    config.on("worker", function ({ state, detail }) {
+        if (state === "ready") {
+            if (workerStatusShown) {
+                workerStatusShown = false;
+                node.status({});
+            }
+            return;
+        }
+        let status = WORKER_STATUS[state];
+        if (state === "restarting" && detail && detail.message) {
+            status = Object.assign({}, status, { text: RED._("websocket.status.worker-down") + ": " + detail.message });
+        }
+        if (state === "failed") {
+            const missing = detail && detail.code === "python-missing";
+            status = {
+                fill: "red", shape: "ring",
+                text: missing ? "websocket.status.python-missing" : "websocket.status.install-failed",
+            };
+        }
+        if (status && (state !== "starting" || workerStatusShown)) {
+            workerStatusShown = true;
+            node.status(status);
+        }
+    });
+}
+
+module.exports = { followStatus };

@@ -1,0 +1,111 @@
+/**
+ * Every option in one place (nodes/lib/options.js): the maps Node sends carry every option that
+ * docs/protocol.md lists for `configure`, `listen` and `connect`, with a value (the worker does not
+ * fill in defaults of its own); settings.js values are validated, a bad one is reported once and
+ * the default used; config node properties are parsed as core parses them.
+ */
+"use strict";
+
+const fs = require("fs");
+const path = require("path");
+const should = require("should");
+const helper = require("node-red-node-test-helper");
+const websocketNodes = require("../nodes/websocket.js");
+const {
+    SETTINGS, settingsValues, configProperties, configureOptions, listenOptions, connectOptions,
+} = require("../nodes/lib/options");
+const { waitFor, connectClient, closeClient, wsUrl, withHelper } = require("./lib/harness");
+const { echoFlow } = require("./lib/flows");
+
+helper.init(require("./lib/node-red-path").redMain);
+
+const PROTOCOL = fs.readFileSync(path.join(__dirname, "..", "docs", "protocol.md"), "utf8");
+
+/** The option names docs/protocol.md lists after "options:" in the row of a command. */
+function documentedOptions(command) {
+    const row = PROTOCOL.split("\n").find((line) => line.startsWith(`| \`["${command}"`));
+    should.exist(row, `no row for ${command} in docs/protocol.md`);
+    let text = row.slice(row.indexOf("options:") + "options:".length);
+    // Drop what is in parentheses (types, nested fields such as tls's), innermost first.
+    for (let before = null; before !== text;) {
+        before = text;
+        text = text.replace(/\([^()]*\)/g, "");
+    }
+    return Array.from(text.matchAll(/`(\w+)`/g), (match) => match[1]);
+}
+
+describe("options", function () {
+    const defaults = settingsValues({});
+
+    it("sends every option docs/protocol.md lists for configure, listen and connect, each with a value", function () {
+        const sent = {
+            configure: configureOptions(defaults),
+            listen: listenOptions(defaults, "/path"),
+            connect: connectOptions(defaults, { url: "ws://127.0.0.1:1/", subprotocols: [], headers: [],
+                heartbeat: 0, tls: null, proxy: null }),
+        };
+        for (const [command, options] of Object.entries(sent)) {
+            const documented = documentedOptions(command);
+            documented.length.should.be.above(1, command);
+            Object.keys(options).sort().should.eql(documented.sort(), command);
+            for (const [name, value] of Object.entries(options)) {
+                should(value === undefined).be.false(`${command}.${name} has no value`);
+            }
+        }
+        // nil on purpose: accept the client's first offer, as core's ws server does.
+        should(sent.listen.subprotocols).be.null();
+    });
+
+    it("uses the defaults of the README for settings that are unset, null or empty", function () {
+        settingsValues({ pyWebsocketListenerMaxMessageSize: null, pyWebsocketListenerPython: "" }).should.eql(defaults);
+        defaults.should.containDeep({ handoff: true, maxMessageSize: 104857600, compression: false,
+            handshakeTimeout: 10, writeLimit: 16777216, flowWindow: 1000, flowWindowBytes: 8388608,
+            clientQueueSize: 1000 });
+    });
+
+    it("takes valid values, and reports each bad one once and uses its default", function () {
+        const reports = [];
+        const report = (...args) => reports.push(args);
+        const bad = { pyWebsocketListenerMaxMessageSize: "big", pyWebsocketListenerFlowWindow: 0,
+            pyWebsocketListenerCompression: "yes", pyWebsocketListenerHandshakeTimeout: 2.5,
+            pyWebsocketClientQueueSize: 0 };
+        const values = settingsValues(bad, report);
+        values.maxMessageSize.should.equal(SETTINGS.maxMessageSize.default);
+        values.flowWindow.should.equal(SETTINGS.flowWindow.default);
+        values.compression.should.equal(false);
+        values.handshakeTimeout.should.equal(2.5);
+        values.clientQueueSize.should.equal(0);
+        reports.map((args) => args[0]).sort().should.eql(["pyWebsocketListenerCompression",
+            "pyWebsocketListenerFlowWindow", "pyWebsocketListenerMaxMessageSize"]);
+        reports.find((args) => args[0] === "pyWebsocketListenerFlowWindow").should.eql([
+            "pyWebsocketListenerFlowWindow", 0, "a whole number of messages >= 1", 1000]);
+        settingsValues(bad, report);
+        reports.length.should.equal(3); // once per process and value
+    });
+
+    it("parses config node properties as core does", function () {
+        configProperties({ path: "/ws", wholemsg: "true" }).should.containDeep({
+            path: "/ws", isServer: true, wholemsg: true, subprotocol: [], heartbeatSeconds: 0, authType: "" });
+        configProperties({ path: "WSS://host/x", wholemsg: "false", subprotocol: " a, b ,", hb: "15",
+            authType: "bearer" }).should.containDeep({ isServer: false, wholemsg: false,
+            subprotocol: ["a", "b", ""], heartbeatSeconds: 15, authType: "bearer" });
+        configProperties({ path: "ws://h", hb: "0" }).heartbeatSeconds.should.equal(0);
+        configProperties({ path: "ws://h", hb: "" }).heartbeatSeconds.should.equal(0);
+    });
+});
+
+describe("a bad value in settings.js", function () {
+    withHelper(helper, { pyWebsocketListenerWriteLimit: -1 });
+
+    it("is logged with what it should be, and the listener runs with the default", async function () {
+        await helper.load(websocketNodes, echoFlow("/opts"));
+        const ws = await connectClient(wsUrl(helper, "/opts"));
+        ws.send("still echoes");
+        await waitFor("the echo", () => ws.received.length === 1);
+        await closeClient(ws);
+        const warnings = helper.log().args.filter((args) => args[0].level === helper.log().WARN &&
+            /pyWebsocketListenerWriteLimit in settings.js must be a whole number of bytes >= 0 \(0 = no limit\), not -1; using 16777216/
+                .test(String(args[0].msg)));
+        warnings.length.should.equal(1);
+    });
+});

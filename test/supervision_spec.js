@@ -1,0 +1,157 @@
+/**
+ * Supervision of the worker behind the nodes: a crashed worker is replaced and listeners and
+ * clients come back; a worker stopped by a signal while Node-RED runs is restarted with a warning,
+ * not an error; a worker that is alive but stuck is found out, the flow is told what it could
+ * not send, and the worker is replaced; a worker that keeps dying young is restarted with backoff.
+ */
+"use strict";
+
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const helper = require("node-red-node-test-helper");
+const websocketNodes = require("../nodes/websocket.js");
+const { getBridge, Bridge } = require("../nodes/lib/bridge");
+const {
+    waitFor, connectClient, closeClient, withRemoteServer, recordStatuses, recordMessages, wsUrl, ms,
+} = require("./lib/harness");
+const { echoFlow, clientConfig } = require("./lib/flows");
+
+helper.init(require("./lib/node-red-path").redMain);
+
+const MiB = 1024 * 1024;
+
+function logged(level, pattern) {
+    return helper.log().args.filter((args) => args[0].level === helper.log()[level] && pattern.test(String(args[0].msg)));
+}
+
+function closedPromise(ws) {
+    return new Promise((resolve) => (ws.readyState === 3 ? resolve() : ws.once("close", (code) => resolve(code))));
+}
+
+async function echoes(listenPath, text) {
+    const ws = await connectClient(wsUrl(helper, listenPath));
+    ws.send(text);
+    await waitFor(`the echo of ${text}`, () => ws.received.length === 1);
+    ws.received[0].should.equal(text);
+    return ws;
+}
+
+describe("worker supervision", function () {
+    let remote;
+    withRemoteServer(helper, (server) => { remote = server; }, () => remote);
+
+    it("replaces a killed worker: the listener serves again and the client reconnects", async function () {
+        const flow = echoFlow("/relay").concat([
+            clientConfig(remote.url),
+            { id: "cin", type: "py-websocket in", server: "", client: "client", wires: [["seen"]] },
+            { id: "seen", type: "helper" },
+        ]);
+        await helper.load(websocketNodes, flow);
+        const bridge = getBridge();
+        await waitFor("the worker", () => bridge.isReady() && remote.connections.length === 1);
+        const statuses = recordStatuses(helper.getNode("in"));
+        const ws = await connectClient(wsUrl(helper, "/relay"));
+        const closed = closedPromise(ws);
+        const oldPid = bridge.workerPid;
+        process.kill(oldPid, "SIGKILL");
+        await closed;
+        await waitFor("the restarting status", () => statuses.some((s) =>
+            s.text === "websocket.status.worker-down: signal SIGKILL"));
+        await waitFor("a new worker", () => bridge.isReady() && bridge.workerPid !== oldPid);
+        await closeClient(await echoes("/relay", "after restart"));
+        await waitFor("the client's new connection", () => remote.connections.length === 2, ms(8000));
+        const seen = recordMessages(helper.getNode("seen"));
+        remote.connections[1].send("still here");
+        await waitFor("the message", () => seen.length === 1);
+        await waitFor("the worker error log", () => logged("ERROR", /Python worker stopped \(signal SIGKILL\)/).length === 1);
+    });
+
+    it("restarts a worker stopped by SIGTERM while Node-RED runs, with a warning and no error", async function () {
+        await helper.load(websocketNodes, echoFlow("/relay"));
+        const bridge = getBridge();
+        await closeClient(await echoes("/relay", "before"));
+        const oldPid = bridge.workerPid;
+        process.kill(oldPid, "SIGTERM");
+        await waitFor("a new worker", () => bridge.isReady() && bridge.workerPid !== oldPid, ms(10000));
+        await closeClient(await echoes("/relay", "after"));
+        logged("WARN", /Python worker was stopped by a signal \(exit code 0\) while Node-RED runs; restarting in \d+ ms/)
+            .length.should.equal(1);
+        logged("ERROR", /worker/).should.eql([]);
+    });
+
+    it("finds a worker that is alive but stuck: refuses what it cannot take, then replaces it", async function () {
+        const bridge = getBridge();
+        const saved = Object.assign({}, bridge.limits);
+        Object.assign(bridge.limits, { stallTimeoutMs: ms(1500), maxWaitingBytes: 4 * MiB });
+        let stuckPid = null;
+        try {
+            await helper.load(websocketNodes, echoFlow("/stuck"));
+            const ws = await echoes("/stuck", "before");
+            const closed = closedPromise(ws);
+            stuckPid = bridge.workerPid;
+            process.kill(stuckPid, "SIGSTOP");
+            const out = helper.getNode("out");
+            const errors = [];
+            out.on("call:error", (call) => errors.push(call.args[0]));
+            const chunk = Buffer.alloc(MiB, 1);
+            // Broadcasts pile up in front of the stopped worker until the channel refuses one.
+            await waitFor("a message refused", () => {
+                out.receive({ payload: chunk });
+
+                return errors.length > 0;
+            });
+            String(errors[0]).should.match(/websocket\.errors\.worker-busy/);
+            await waitFor("a new worker", () => bridge.isReady() && bridge.workerPid !== stuckPid, ms(10000));
+            logged("ERROR", /has taken nothing from its event channel for 1\.?\d* s/).length.should.equal(1);
+            await closed;
+            await closeClient(await echoes("/stuck", "after"));
+        } finally {
+            Object.assign(bridge.limits, saved);
+            try { process.kill(stuckPid, "SIGCONT"); } catch (_) { /* replaced: gone */ }
+        }
+    });
+});
+
+describe("worker crash loop", function () {
+    const VENV_PYTHON = path.resolve(__dirname, "..", ".venv", "bin", "python");
+    let dir;
+    let bridge;
+    let id;
+    before(function () {
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-crash-"));
+        // An interpreter that passes the set-up checks but whose worker exits at once.
+        const fake = path.join(dir, "python");
+        fs.writeFileSync(fake, `#!/bin/sh\ncase "$*" in *--events-fd*) echo "boom" >&2; exit 3;; esac\n` +
+            `exec "${VENV_PYTHON}" "$@"\n`);
+        fs.chmodSync(fake, 0o755);
+    });
+    after(async function () {
+        if (bridge && id) await bridge.remove(id);
+        if (bridge) {
+            await waitFor("the last start to settle", () => !bridge.worker.machine.is("starting", "installing"), ms(20000));
+            clearTimeout(bridge.worker.restartTimer);
+        }
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("backs off 0.2 s, 0.4 s, 0.8 s … and shows why in the status", async function () {
+        const logs = [];
+        const states = [];
+        bridge = new Bridge();
+        bridge.configure({
+            settings: { pyWebsocketListenerPython: path.join(dir, "python") },
+            log: { info: () => {}, debug: () => {}, warn: (m) => logs.push(m), error: (m) => logs.push(m) },
+        });
+        id = bridge.add("listen", { path: "/x" }, {
+            open() {}, message() {}, close() {}, error() {}, workerLost() {},
+            workerState: (state, detail) => states.push([state, detail && detail.message]),
+        });
+        await waitFor("four restarts", () => logs.filter((m) => /restarting in/.test(m)).length >= 4, ms(20000));
+        const waits = logs.filter((m) => /restarting in/.test(m)).map((m) => Number(m.match(/restarting in (\d+) ms/)[1]));
+        waits.slice(0, 4).should.eql([200, 400, 800, 1600]);
+        logs.find((m) => /restarting in/.test(m)).should.match(/worker stopped \(exit code 3\)/);
+        logs.some((m) => /boom/.test(m)).should.be.true();
+        states.some(([state, why]) => state === "restarting" && why === "exit code 3").should.be.true();
+    });
+});
