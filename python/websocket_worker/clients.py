@@ -98,6 +98,11 @@ class ClientConnection:
         session = self._session
         return session is not None and session.is_open
 
+    @property
+    def running(self) -> bool:
+        """Whether the connection loop still runs (connecting, open or waiting to reconnect)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
