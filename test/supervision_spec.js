@@ -122,9 +122,14 @@ describe("worker crash loop", function () {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-crash-"));
         // An interpreter that passes the set-up checks but whose worker exits at once.
         const fake = path.join(dir, "python");
-        fs.writeFileSync(fake, `#!/bin/sh\ncase "$*" in *--events-fd*) echo "boom" >&2; exit 3;; esac\n` +
+        fs.writeFileSync(fake, `#!/bin/sh\ncase "$*" in *--events-fd*) echo "boom" >&2; exit 1;; esac\n` +
             `exec "${VENV_PYTHON}" "$@"\n`);
         fs.chmodSync(fake, 0o755);
+        // One whose worker finds its packages do not fit when it starts (compat.py's exit 3).
+        const unfit = path.join(dir, "python-unfit");
+        fs.writeFileSync(unfit, "#!/bin/sh\ncase \"$*\" in *--events-fd*) echo \"websocket_worker cannot run: " +
+            `websockets 12.0 is installed\" >&2; exit 3;; esac\nexec "${VENV_PYTHON}" "$@"\n`);
+        fs.chmodSync(unfit, 0o755);
     });
     after(async function () {
         if (bridge && id) await bridge.remove(id);
@@ -150,8 +155,29 @@ describe("worker crash loop", function () {
         await waitFor("four restarts", () => logs.filter((m) => /restarting in/.test(m)).length >= 4, ms(20000));
         const waits = logs.filter((m) => /restarting in/.test(m)).map((m) => Number(m.match(/restarting in (\d+) ms/)[1]));
         waits.slice(0, 4).should.eql([200, 400, 800, 1600]);
-        logs.find((m) => /restarting in/.test(m)).should.match(/worker stopped \(exit code 3\)/);
+        logs.find((m) => /restarting in/.test(m)).should.match(/worker stopped \(exit code 1\)/);
         logs.some((m) => /boom/.test(m)).should.be.true();
-        states.some(([state, why]) => state === "restarting" && why === "exit code 3").should.be.true();
+        states.some(([state, why]) => state === "restarting" && why === "exit code 1").should.be.true();
+    });
+
+    it("does not restart a worker whose packages do not fit: a red status and the reason, once", async function () {
+        if (bridge && id) await bridge.remove(id);
+        const logs = [];
+        const states = [];
+        bridge = new Bridge();
+        bridge.configure({
+            settings: { pyWebsocketListenerPython: path.join(dir, "python-unfit") },
+            log: { info: () => {}, debug: () => {}, warn: (m) => logs.push(m), error: (m) => logs.push(m) },
+        });
+        id = bridge.add("listen", { path: "/x" }, {
+            open() {}, message() {}, close() {}, error() {}, workerLost() {},
+            workerState: (state, detail) => states.push([state, detail && detail.code]),
+        });
+        await waitFor("the failed state", () => states.some(([state]) => state === "failed"), ms(20000));
+        states.filter(([state]) => state === "failed").should.eql([["failed", "install-failed"]]);
+        logs.some((m) => /websocket_worker cannot run: websockets 12\.0 is installed/.test(m)).should.be.true();
+        logs.filter((m) => /cannot run with the packages its interpreter has/.test(m)).should.have.length(1);
+        logs.some((m) => /restarting in/.test(m)).should.be.false();
+        bridge.worker.machine.is("failed").should.be.true();
     });
 });

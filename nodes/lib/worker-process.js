@@ -20,6 +20,9 @@ const { spawnWorker, pipeLines } = require("./worker-spawn");
 const { StateMachine } = require("./state-machine");
 const { nodeRedStopping } = require("./shutdown");
 
+/** The worker's exit code when its Python packages do not fit (python/websocket_worker/compat.py). */
+const EXIT_INCOMPATIBLE = 3;
+
 const TRANSITIONS = {
     idle: ["starting"], // no worker, none needed yet
     starting: ["installing", "ready", "restarting", "failed", "idle", "stopped"],
@@ -200,6 +203,13 @@ class WorkerProcess {
             this.log.debug("websocket.log.worker-exited-with-node-red", { why });
             this.host.onLost();
             this.machine.to("stopped");
+            return;
+        }
+        if (code === EXIT_INCOMPATIBLE && this.machine.is("starting", "installing")) {
+            // python/websocket_worker/compat.py: its packages do not fit. A restart cannot help.
+            this.log.error("websocket.log.worker-incompatible", { why });
+            this.host.onLost();
+            this.machine.to("failed", { code: "install-failed", message: "incompatible Python packages" });
             return;
         }
         if (wasReady && upFor > this.limits.stableAfterMs) this.restartDelay = this.limits.firstRestartMs;

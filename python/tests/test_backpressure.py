@@ -444,14 +444,19 @@ async def test_several_large_messages_in_flight_to_a_reading_peer_are_not_droppe
         await loop.sock_sendall(reader, client.outgoing())
         await harness.events.get("open", 1, "r")
         payloads = [bytes([n]) * (4 * limit) for n in range(4)]
+
+        async def read_slowly() -> None:
+            while len(client.frames) < len(payloads):
+                data = await asyncio.wait_for(loop.sock_recv(reader, 65536), WAIT)
+                assert data, f"dropped after {len(client.frames)} messages"
+                client.receive(data)
+                await asyncio.sleep(short_stall / 10)
+
+        reading = asyncio.ensure_future(read_slowly())
         for payload in payloads:
             harness.registry.send(1, "r", payload)
             await asyncio.sleep(short_stall / 5)
-        while len(client.frames) < len(payloads):
-            data = await asyncio.wait_for(loop.sock_recv(reader, 65536), WAIT)
-            assert data, f"dropped after {len(client.frames)} messages"
-            client.receive(data)
-            await asyncio.sleep(short_stall / 10)
+        await reading
         assert [frame.data for frame in client.frames] == payloads
         assert harness.events.of("error") == [] and harness.events.of("close") == []
         reader.close()

@@ -112,7 +112,8 @@ class Shell(asyncio.Protocol):
         self._error_reported = False
         self._writes_paused = False  # the transport buffer is over its high-water mark
         self._written = 0  # bytes handed to the transport
-        self._stall: tuple[float, int] | None = None  # over the limit since, bytes sent then
+        # Over the write limit: since when, bytes sent then, the timer that judges it again.
+        self._stall: tuple[float, int, asyncio.TimerHandle] | None = None
         self._dropped = False  # dropped by us (not reading, no heartbeat): close 1006
         self._closing_timer: asyncio.TimerHandle | None = None
         self._out: list[bytes] = []
@@ -205,6 +206,7 @@ class Shell(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writes_paused = False
+        self._clear_stall()
 
     # For subclasses.
 
@@ -220,6 +222,7 @@ class Shell(asyncio.Protocol):
         """The transport is gone: deliver what was read, stop the timers. The close code and
         reason to report (1006 when we dropped it), or None when it never opened."""
         self._cancel_closing_timer()
+        self._clear_stall()
         core = self.core
         if core is None:
             return None
@@ -333,28 +336,52 @@ class Shell(asyncio.Protocol):
         """Drop the connection when more than ``write_limit`` bytes wait unsent and the peer
         has taken less than :data:`STALL_PROGRESS` bytes of them for :data:`STALL_SECONDS`.
 
-        Checked before each write. A peer that reads is never dropped, however large the
-        messages or however many are in flight (several 16 MiB messages queue up to 64 MiB on
-        a fast local link too); one that stopped reading, or reads a few bytes a second, is.
+        Checked before each write, and again a stall period later while over the limit (no
+        more writes may come). A peer that reads is never dropped, however large the messages
+        or however many are in flight (several 16 MiB messages queue up to 64 MiB on a fast
+        local link too); one that stopped reading, or reads a few bytes a second, is.
         """
         limit = self.write_limit
         if limit is None:
             return False
         queued = transport.get_write_buffer_size()
         if queued <= limit:
-            self._stall = None
+            self._clear_stall()
             return False
         sent = self._written - queued
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         stall = self._stall
         if stall is None or sent - stall[1] >= STALL_PROGRESS:
-            self._stall = (now, sent)  # (again) over the limit, or the peer is taking data
+            # (Again) over the limit, or the peer is taking data: judge it a period from now.
+            if stall is not None:
+                stall[2].cancel()
+            timer = loop.call_later(STALL_SECONDS, self._stall_check)
+            self._stall = (now, sent, timer)
             return False
         if now - stall[0] < STALL_SECONDS:
             return False
+        self._clear_stall()
         self.warn(self.describe_drop(queued))
         self.fail(f"outgoing buffer over {limit} bytes: the peer is not reading")
         return True
+
+    def _stall_check(self) -> None:
+        """A stall period after the peer was found over the limit, whether or not we wrote."""
+        stall = self._stall
+        transport = self.transport
+        if stall is None or transport is None or transport.is_closing() or self.finished:
+            return
+        if not self._over_write_limit(transport) and self._stall is stall:
+            # Not judged yet (the timer fired a hair early): look again when it is due.
+            loop = asyncio.get_running_loop()
+            due = max(stall[0] + STALL_SECONDS - loop.time(), 0.001)
+            self._stall = (stall[0], stall[1], loop.call_later(due, self._stall_check))
+
+    def _clear_stall(self) -> None:
+        if self._stall is not None:
+            self._stall[2].cancel()
+            self._stall = None
 
     def _cancel_closing_timer(self) -> None:
         if self._closing_timer is not None:
