@@ -21,6 +21,7 @@ const PYTHON_DIR = path.resolve(__dirname, "..", "..", "python");
 const REQUIREMENTS = path.join(PYTHON_DIR, "requirements.txt");
 // uvloop: wheels only and best effort; without it the worker runs on asyncio.
 const SPEEDUPS = path.join(PYTHON_DIR, "requirements-speedups.txt");
+const JWT_KEYS = path.join(PYTHON_DIR, "requirements-jwt-keys.txt");
 const STAMP_FILE = "node-red-python-websocket.stamp";
 const MIN_VERSION = [3, 9];
 const IS_WINDOWS = process.platform === "win32";
@@ -74,7 +75,7 @@ function venvPython(venvDir) {
 
 function requirementsHash() {
     const hash = crypto.createHash("sha256");
-    for (const file of [REQUIREMENTS, SPEEDUPS]) hash.update(fs.readFileSync(file));
+    for (const file of [REQUIREMENTS, SPEEDUPS, JWT_KEYS]) hash.update(fs.readFileSync(file));
     return hash.digest("hex").slice(0, 16);
 }
 
@@ -173,6 +174,9 @@ async function preparePython(settings, { onProgress = () => {}, env = process.en
     }
     const speedups = await run(venvExe, ["-m", "pip", "install", "--disable-pip-version-check",
         "--no-input", "-q", "--only-binary=:all:", "-r", SPEEDUPS], { timeout: 300000 });
+    // RS256/ES256 keys of listeners; without a wheel those listeners say why (auth.py).
+    await run(venvExe, ["-m", "pip", "install", "--disable-pip-version-check",
+        "--no-input", "-q", "--only-binary=:all:", "-r", JWT_KEYS], { timeout: 300000 });
     const problems = await packageProblems(venvExe);
     if (problems.length > 0) {
         throw new PythonSetupError("install-failed", `the packages in ${venvDir} do not fit: ${problems.join("; ")}`);

@@ -401,7 +401,7 @@ async def test_slow_session_is_dropped_and_broadcast_goes_on(short_stall: float)
         assert await harness.events.get("error") == [
             "error", 1, "slow", f"outgoing buffer over {limit} bytes: the peer is not reading",
         ]  # fmt: skip
-        assert await harness.events.get("close", 1, "slow") == ["close", 1, "slow", 1006, ""]
+        assert await harness.events.get("close", 1, "slow") == ["close", 1, "slow", 1006, "", "error"]
         (log,) = harness.events.of("log")
         assert log[1] == "warn" and log[2].startswith("/ws: a client stopped reading; dropped it")
         harness.registry.send(1, None, "after the drop")
@@ -485,7 +485,7 @@ async def test_a_peer_taking_a_few_bytes_at_a_time_is_dropped(short_stall: float
                 trickle.recv(16)  # a few bytes a turn
             await asyncio.sleep(short_stall / 10)
         assert (await harness.events.get("error", 1, "t"))[3].startswith("outgoing buffer over")
-        assert await harness.events.get("close", 1, "t") == ["close", 1, "t", 1006, ""]
+        assert await harness.events.get("close", 1, "t") == ["close", 1, "t", 1006, "", "error"]
         trickle.close()
 
 
@@ -554,7 +554,7 @@ async def test_unlisten_while_paused_still_closes_cleanly() -> None:
         harness.registry.unlisten(1)
         await asyncio.wait_for(ws.wait_closed(), WAIT)
         assert (ws.close_code, ws.close_reason) == (1001, "going away")
-        assert await harness.events.get("close", 1, "s1") == ["close", 1, "s1", 1001, "going away"]
+        assert await harness.events.get("close", 1, "s1") == ["close", 1, "s1", 1001, "going away", "server"]
         await harness.events.get("closed", 1)
         assert numbers(harness.events) == list(range(5))
         assert harness.events.kinds()[-2:] == ["close", "closed"]

@@ -37,10 +37,19 @@ async def test_listen_is_answered_with_listening(harness: Harness) -> None:
 
 
 async def test_handshake_emits_open(harness: Harness) -> None:
-    """A WebSocket handshake on an adopted socket succeeds and reports open with the sid."""
-    ws = await harness.connect(sid="a1")
+    """A WebSocket handshake on an adopted socket succeeds and reports open with the sid, the
+    client's address and port (the adopted socket's peer), path, query and its headers."""
+    ws = await harness.connect(sid="a1", additional_headers={"X-Test": "yes"})
     assert ws.subprotocol is None
-    assert await harness.events.get("open") == ["open", 1, "a1", {"subprotocol": None}]
+    opened = await harness.events.get("open")
+    assert opened[:3] == ["open", 1, "a1"]
+    info = opened[3]
+    assert info["subprotocol"] is None and info["user"] is None
+    local = ws.transport.get_extra_info("sockname")
+    assert (info["remote_address"], info["remote_port"]) == (local[0], local[1])
+    assert (info["path"], info["query"]) == ("/ws", "")
+    assert info["headers"]["x-test"] == "yes"
+    assert info["headers"]["upgrade"] == "websocket"
 
 
 async def test_echo_text_and_binary(harness: Harness) -> None:
@@ -101,7 +110,7 @@ async def test_client_close_is_reported_once(harness: Harness) -> None:
     session closed after it is reported after it, and alone)."""
     ws = await harness.connect()
     await ws.close(4000, "bye")
-    assert await harness.events.get("close") == ["close", 1, "s1", 4000, "bye"]
+    assert await harness.events.get("close") == ["close", 1, "s1", 4000, "bye", "client"]
     later = await harness.connect(sid="s2")
     await later.close(1000)
     await harness.events.get("close", 1, "s2")
@@ -113,7 +122,7 @@ async def test_dropped_connection_reports_1006(harness: Harness) -> None:
     """A client vanishing without a closing handshake is reported as 1006."""
     ws = await harness.connect()
     ws.transport.abort()
-    assert await harness.events.get("close") == ["close", 1, "s1", 1006, ""]
+    assert await harness.events.get("close") == ["close", 1, "s1", 1006, "", "client"]
 
 
 async def test_close_session(harness: Harness) -> None:
@@ -162,7 +171,7 @@ async def test_subprotocol_first_offered(harness: Harness) -> None:
     """Without a list the client's first offered subprotocol is chosen, like ws."""
     ws = await harness.connect(subprotocols=["second", "first"])
     assert ws.subprotocol == "second"
-    assert (await harness.events.get("open"))[3] == {"subprotocol": "second"}
+    assert (await harness.events.get("open"))[3]["subprotocol"] == "second"
 
 
 async def test_subprotocol_from_list(harness: Harness) -> None:
@@ -197,7 +206,7 @@ async def test_unlisten_is_bounded(harness: Harness) -> None:
     await harness.events.get("open", 4, "mute")
     task = asyncio.ensure_future(harness.endpoint(4).close(timeout=50 * MS))
     await asyncio.wait_for(task, WAIT)
-    assert await harness.events.get("close", 4, "mute") == ["close", 4, "mute", 1006, ""]
+    assert await harness.events.get("close", 4, "mute") == ["close", 4, "mute", 1006, "", "server"]
     writer.close()
 
 

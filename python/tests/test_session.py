@@ -148,7 +148,7 @@ async def test_close_frame_is_answered_and_reported(harness: Harness) -> None:
         assert await messages(harness, "bye", 1) == ["one"]
         assert await close_code_sent(node_end, client) == 1000
     close = await harness.events.get("close", 1, "bye")
-    assert close[3:] == [1000, "done"]
+    assert close[3:] == [1000, "done", "client"]
     assert [frame[3] for frame in harness.events.of("message")] == ["one"]
 
 

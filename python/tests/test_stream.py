@@ -29,7 +29,7 @@ class Proxy:
 
     def open(self, owner: int = 1, sid: str = "p1") -> None:
         request = self.client.outgoing()
-        self.registry.stream_open(owner, sid, request, b"")
+        self.registry.stream_open(owner, sid, request, b"", ("192.0.2.7", 40001))
 
     def push(self, sid: str = "p1") -> None:
         self.registry.stream_data(sid, self.client.outgoing())
@@ -42,7 +42,10 @@ async def test_handshake_and_echo_over_stream_frames() -> None:
     proxy.open()
     assert proxy.client.response is not None and proxy.client.response.status_code == 101
     assert proxy.client.protocol.state is OPEN
-    assert await proxy.events.get("open") == ["open", 1, "p1", {"subprotocol": None}]
+    info = (await proxy.events.get("open", 1, "p1"))[3]
+    assert info["subprotocol"] is None
+    # The address Node read from the relayed socket (stream_open's peer).
+    assert (info["remote_address"], info["remote_port"]) == ("192.0.2.7", 40001)
     proxy.client.protocol.send_text("über".encode())
     proxy.push()
     assert await proxy.events.get("message") == ["message", 1, "p1", "über"]
@@ -82,7 +85,7 @@ async def test_client_close_ends_the_stream() -> None:
     proxy.open()
     proxy.client.protocol.send_close(1000, "bye")
     proxy.push()
-    assert await proxy.events.get("close") == ["close", 1, "p1", 1000, "bye"]
+    assert await proxy.events.get("close") == ["close", 1, "p1", 1000, "bye", "client"]
     assert proxy.events.kinds()[-2:] == ["stream_end", "close"]
     assert Close.parse(proxy.client.frames[-1].data).code == 1000
     proxy.registry.stream_data("p1", b"late bytes are dropped")
@@ -94,7 +97,7 @@ async def test_stream_end_from_node_is_an_abnormal_close() -> None:
     proxy.registry.listen(1, {})
     proxy.open()
     proxy.registry.stream_end("p1")
-    assert await proxy.events.get("close") == ["close", 1, "p1", 1006, ""]
+    assert await proxy.events.get("close") == ["close", 1, "p1", 1006, "", "client"]
     assert proxy.events.of("stream_end") == []
 
 

@@ -46,7 +46,7 @@ def test_hello_comes_first() -> None:
     worker.attach(events)
     assert events.kinds() == ["hello", "log"]
     info = events.frames[0][1]
-    assert info["protocol"] == PROTOCOL_VERSION == 2
+    assert info["protocol"] == PROTOCOL_VERSION == 3
     assert info["pid"] == os.getpid()
     assert {"python", "websockets"} <= set(info)
 
@@ -60,7 +60,8 @@ def test_hello_comes_first() -> None:
         (["listen", True, {}], "error"),
         (["listen", 1, {"max_size": "big"}], "error"),
         (["send", 1, None, 3.5], "error"),
-        (["stream_open", 1, "s", "text, not bin", b""], "error"),
+        (["stream_open", 1, "s", "text, not bin", b"", None], "error"),
+        (["stream_open", 1, "s", b"", b"", ["host"]], "error"),
         (["close_session", 1, "s", "1000", ""], "error"),
         (["connect", 1, {"url": 5}], "error"),
     ],
@@ -90,7 +91,7 @@ async def test_invalid_close_code_is_a_bad_command() -> None:
     events = Events()
     worker = Worker(events)
     client = SansIOClient()
-    worker.dispatch_many([["listen", 1, {}], ["stream_open", 1, "s", client.outgoing(), b""]])
+    worker.dispatch_many([["listen", 1, {}], ["stream_open", 1, "s", client.outgoing(), b"", None]])
     await events.get("open")
     worker.dispatch(["close_session", 1, "s", 1006, ""])
     log = await events.get("log")
@@ -175,7 +176,7 @@ async def test_no_log_or_error_holds_a_secret(caplog: pytest.LogCaptureFixture) 
             ("close", Frame(Opcode.CLOSE, b"\x03\xe7SECRET-PAYLOAD")),  # code 999
         ):
             client = SansIOClient("ws://localhost/ws")
-            worker.dispatch(["stream_open", 1, sid, client.outgoing(), b""])
+            worker.dispatch(["stream_open", 1, sid, client.outgoing(), b"", None])
             worker.dispatch(["stream_data", sid, frame.serialize(mask=True)])
             await events.get("close", 1, sid)
 
@@ -188,7 +189,7 @@ async def test_no_log_or_error_holds_a_secret(caplog: pytest.LogCaptureFixture) 
         peer.sendall(handshake_request("/slow"))
         await events.get("open", 2, "slow")
         for _ in range(10_000):  # until the session is dropped
-            if ["close", 2, "slow", 1006, ""] in events.frames:
+            if ["close", 2, "slow", 1006, "", "error"] in events.frames:
                 break
             worker.dispatch(["send", 2, None, b"SECRET-PAYLOAD" * 10_000])
             await asyncio.sleep(0)
@@ -310,10 +311,13 @@ async def test_worker_end_to_end(bridge: Bridge) -> None:
 
     # Listener over the byte proxy: handshake, a message in, a reply out.
     client = SansIOClient("ws://localhost/ws")
-    bridge.send(["listen", 1, {"path": "/ws"}], ["stream_open", 1, "s1", client.outgoing(), b""])
+    bridge.send(["listen", 1, {"path": "/ws"}],
+                ["stream_open", 1, "s1", client.outgoing(), b"", ["192.0.2.1", 4242]])  # fmt: skip
     client.receive((await bridge.next("stream_data"))[2])
     assert client.response is not None and client.response.status_code == 101
-    assert await bridge.next("open") == ["open", 1, "s1", {"subprotocol": None}]
+    opened = await bridge.next("open")
+    assert opened[:3] == ["open", 1, "s1"]
+    assert opened[3]["remote_address"] == "192.0.2.1" and opened[3]["remote_port"] == 4242
     client.protocol.send_text(b"ping me")
     bridge.send(["stream_data", "s1", client.outgoing()], ["send", 1, "s1", "pong you"])
     assert await bridge.next("message") == ["message", 1, "s1", "ping me"]
@@ -354,7 +358,11 @@ async def test_worker_end_to_end(bridge: Bridge) -> None:
     listener.close()
     assert await bridge.ipc_reply() == {"cmd": "NODE_HANDLE_ACK"}
     async with await asyncio.wait_for(client_task, WAIT) as ws:
-        assert await bridge.next("open") == ["open", 3, "h1", {"subprotocol": None}]
+        opened = await bridge.next("open")
+        assert opened[:3] == ["open", 3, "h1"]
+        # The peer of the adopted socket: the client's own end.
+        local = ws.transport.get_extra_info("sockname")
+        assert (opened[3]["remote_address"], opened[3]["remote_port"]) == (local[0], local[1])
         await ws.send(b"handed over")
         assert await bridge.next("message") == ["message", 3, "h1", b"handed over"]
         bridge.send(["ack", 1])
@@ -385,7 +393,7 @@ async def test_sigterm_during_an_unlisten_ends_it_cleanly(bridge: Bridge) -> Non
     bridge.send(["listen", 1, {"path": "/ws"}])
     await bridge.next("listening")
     client = SansIOClient("ws://localhost/ws")
-    bridge.send(["stream_open", 1, "p1", client.outgoing(), b""])
+    bridge.send(["stream_open", 1, "p1", client.outgoing(), b"", None])
     await bridge.next("open")
     bridge.send(["unlisten", 1])  # the relayed peer never answers the close: 2 s to wait
     await bridge.next("stream_data")  # the close frame went out

@@ -5,6 +5,10 @@ An :class:`Endpoint` is one declared listener path (an ``owner``) with its optio
 (:meth:`Endpoints.adopt`) or as byte-proxy streams (:meth:`Endpoints.stream_open`); both run the
 same :class:`~websocket_worker.session.ServerSession`. Every session reads under the worker's one
 :class:`~websocket_worker.flow.FlowControl`.
+
+An endpoint also owns what concerns all its sessions: the checks before a handshake completes
+(:class:`~websocket_worker.auth.Gate`: origins, authentication, and here the connection limit),
+and the heartbeat: one timer per endpoint pings every open session, rather than one per session.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any, cast
 
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
+from websockets.http11 import Request
 
+from .auth import TOKEN_PROTOCOL_PREFIX, Gate, Refusal, client_address
 from .background import Background
 from .flow import FlowControl
 from .frames import message_frame
@@ -52,30 +58,60 @@ class Endpoint:
         emit: Emit,
         batch: WriteBatch | None = None,
         flow: FlowControl | None = None,
+        log: Log | None = None,
     ) -> None:
         self.owner = owner
         self.emit = emit
         self.batch = batch if batch is not None else WriteBatch()
         self.flow = flow if flow is not None else FlowControl()
         self.sessions: dict[str, ServerSession] = {}
+        #: Sessions whose handshake succeeded and that are not finished.
+        self.open_count = 0
+        self._log: Log = log or (lambda level, text: None)
         self._all_gone: asyncio.Future[None] | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None
         self.configure(options)
 
     def configure(self, options: EndpointOptions) -> None:
-        """Set the options used by sessions from now on."""
+        """Set the options used by sessions from now on (the heartbeat: for every session)."""
         self.options = options
-        self.select_subprotocol = select_subprotocol(options.subprotocols)
+        gated = options.auth is not None or options.origins is not None
+        self._gate = Gate(options, self._log) if gated else None
+        if self._gate is not None and self._gate.problem:
+            self._log("error", f"{self.name}: every client is refused (503): {self._gate.problem}")
+        strips = self._gate is not None and self._gate.strips_protocols
+        skip = TOKEN_PROTOCOL_PREFIX if strips else ""
+        self.select_subprotocol = select_subprotocol(options.subprotocols, skip)
         self._extensions: Sequence[ServerExtensionFactory] | None = (
             enable_server_permessage_deflate(None) if options.compression else None
         )
+        self._stop_heartbeat()
+        self._start_heartbeat()
 
     @property
     def name(self) -> str:
         """The endpoint in logs: its path."""
         return self.options.path or f"endpoint {self.owner}"
 
-    def answer(self, request: bytes) -> Answer:
-        return answer(request, self.select_subprotocol, self._extensions)
+    def answer(self, request: bytes, peer: tuple[str, int] | None = None) -> Answer:
+        options = self.options
+        gate = self._gate
+        limit = options.max_connections
+        if gate is None and limit is None:
+            result = answer(request, self.select_subprotocol, self._extensions)
+        else:
+            full = limit is not None and self.open_count >= limit
+
+            def check(parsed: Request) -> Refusal | dict[str, Any] | None:
+                if gate is None:
+                    return Refusal(503, (), "connection limit reached") if full else None
+                address = client_address(parsed, peer, options.trust_proxy)[0]
+                return gate.check(parsed, address, full)
+
+            result = answer(request, self.select_subprotocol, self._extensions, check)
+        if result.status == 101:
+            self.open_count += 1  # the session opens right after, in the same call
+        return result
 
     def new_session(self, sid: str, request: bytes = b"", head: bytes = b"") -> ServerSession:
         session = ServerSession(self, sid, request=request, head=head)
@@ -86,6 +122,8 @@ class Endpoint:
         sid = session.sid
         if sid is not None and self.sessions.get(sid) is session:
             del self.sessions[sid]
+            if session.opened:
+                self.open_count -= 1
         if not self.sessions and self._all_gone is not None and not self._all_gone.done():
             self._all_gone.set_result(None)
 
@@ -111,13 +149,43 @@ class Endpoint:
                 wire = message_frame(data)
             session.write_frame(wire)
 
-    def close_session(self, sid: str, code: int, reason: str) -> None:
-        session = self.sessions.get(sid)
-        if session is not None:
-            session.close(code, reason)
+    def close_session(self, sid: str | None, code: int, reason: str) -> None:
+        """Close one session, or every open session when ``sid`` is None."""
+        if sid is not None:
+            session = self.sessions.get(sid)
+            if session is not None:
+                session.close(code, reason)
+            return
+        for session in list(self.sessions.values()):
+            if session.opened:
+                session.close(code, reason)
+
+    # The heartbeat.
+
+    def _start_heartbeat(self) -> None:
+        interval = self.options.heartbeat
+        if interval:
+            loop = asyncio.get_running_loop()
+            self._heartbeat = loop.call_later(interval, self._beat)
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+
+    def _beat(self) -> None:
+        """Every session: dropped if its last ping went unanswered, else pinged. While the flow
+        is paused sessions are not read, so their pongs cannot be seen: none is judged then."""
+        self._heartbeat = None
+        judge = not self.flow.paused
+        with self.batch:
+            for session in list(self.sessions.values()):
+                session.beat(judge)
+        self._start_heartbeat()
 
     async def close(self, timeout: float = UNLISTEN_TIMEOUT) -> None:
         """Close every session with 1001; after ``timeout`` drop those still there."""
+        self._stop_heartbeat()
         for session in list(self.sessions.values()):
             session.close(1001, "going away")
         if self.sessions:
@@ -173,7 +241,8 @@ class Endpoints:
         parsed = EndpointOptions.from_dict(options)
         endpoint = self._endpoints.get(owner)
         if endpoint is None:
-            self._endpoints[owner] = Endpoint(owner, parsed, self._emit, self.batch, self.flow)
+            self._endpoints[owner] = Endpoint(owner, parsed, self._emit, self.batch, self.flow,
+                                              self._log)  # fmt: skip
         else:
             endpoint.configure(parsed)  # sessions already there keep theirs
         self._emit(["listening", owner])
@@ -197,7 +266,7 @@ class Endpoints:
         if endpoint is not None:
             endpoint.send(sid, data)
 
-    def close_session(self, owner: int, sid: str, code: int, reason: str) -> None:
+    def close_session(self, owner: int, sid: str | None, code: int, reason: str) -> None:
         endpoint = self._endpoints.get(owner)
         if endpoint is not None:
             endpoint.close_session(sid, code, reason)
@@ -239,8 +308,9 @@ class Endpoints:
             if isinstance(protocol, ServerSession):
                 protocol.connection_lost(None)
 
-    def stream_open(self, owner: int, sid: str, request: bytes, head: bytes) -> None:
-        """Start a byte-proxy session (``stream_open``)."""
+    def stream_open(self, owner: int, sid: str, request: bytes, head: bytes,
+                    peer: tuple[str, int] | None = None) -> None:  # fmt: skip
+        """Start a byte-proxy session (``stream_open``); ``peer``: the client's address in Node."""
         endpoint = self._endpoints.get(owner)
         if endpoint is None or sid in self._streams or sid in endpoint.sessions:
             self._log("debug", f"stream for unknown endpoint {owner} or duplicate session: 404")
@@ -248,7 +318,7 @@ class Endpoints:
             self._emit(["stream_end", sid])
             return
         session = endpoint.new_session(sid, request, head)
-        transport = StreamTransport(sid, session, self._emit, self._stream_lost)
+        transport = StreamTransport(sid, session, self._emit, self._stream_lost, peer)
         self._streams[sid] = transport
         transport.start()
 

@@ -9,17 +9,21 @@ with the handshake: an open connection holds only its core.
 
 from __future__ import annotations
 
+import http
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from websockets.extensions.base import Extension, ServerExtensionFactory
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from .auth import Refusal
+
 __all__ = [
     "MAX_REQUEST_BYTES",
     "Answer",
+    "Check",
     "RequestReader",
     "SelectSubprotocol",
     "answer",
@@ -37,12 +41,26 @@ TOO_LARGE = (
 
 SelectSubprotocol = Callable[[ServerProtocol, Sequence[Subprotocol]], "Subprotocol | None"]
 
+#: The endpoint's checks of a request websockets would accept (:class:`~.auth.Gate`): a
+#: refusal, or the client's identity (None without authentication).
+Check = Callable[[Request], "Refusal | dict[str, Any] | None"]
 
-def select_subprotocol(available: Sequence[str] | None) -> SelectSubprotocol:
+
+def select_subprotocol(available: Sequence[str] | None, skip: str = "") -> SelectSubprotocol:
     """Subprotocol choice: the client's first offer (``None``, like ``ws``) or ours in order.
 
     With a list and no common subprotocol the handshake goes on without one, as ``ws`` does.
+    Offers starting with ``skip`` (a token: see :mod:`.auth`) are never chosen.
     """
+    if skip:
+        choose = select_subprotocol(available)
+
+        def without_tokens(
+            protocol: ServerProtocol, offered: Sequence[Subprotocol]
+        ) -> Subprotocol | None:
+            return choose(protocol, [name for name in offered if not name.startswith(skip)])
+
+        return without_tokens
     if available is None:
 
         def first_offered(
@@ -105,14 +123,17 @@ class Answer(NamedTuple):
     extensions: list[Extension]
     #: Why it was refused, for a debug log (never a header value).
     refusal: str
+    #: Who the client is (authentication), else None.
+    user: dict[str, Any] | None = None
 
 
 def answer(
     request: bytes,
     select: SelectSubprotocol,
     extensions: Sequence[ServerExtensionFactory] | None,
+    check: Check | None = None,
 ) -> Answer:
-    """Answer one complete upgrade request."""
+    """Answer one complete upgrade request; ``check`` runs once websockets would accept it."""
     protocol = ServerProtocol(extensions=extensions, select_subprotocol=select)
     protocol.receive_data(request)
     events = protocol.events_received()
@@ -121,10 +142,21 @@ def answer(
         # Not HTTP at all: websockets only hangs up; say 400 first.
         return Answer(400, [BAD_REQUEST, b""], None, None, [], "not an HTTP request")
     response = protocol.accept(parsed)
+    user = None
+    if check is not None and response.status_code == 101:
+        verdict = check(parsed)
+        if isinstance(verdict, Refusal):
+            status = http.HTTPStatus(verdict.status)
+            response = protocol.reject(status, f"{status.phrase}\n")
+            for name, value in verdict.headers:
+                response.headers[name] = value
+            protocol.send_response(response)
+            return Answer(status.value, protocol.data_to_send(), parsed, None, [], verdict.why)
+        user = verdict
     protocol.send_response(response)
     writes = protocol.data_to_send()
     if response.status_code != 101:
         exc = protocol.handshake_exc
         refusal = f"{type(exc).__name__}: {exc}" if exc is not None else "refused"
         return Answer(response.status_code, writes, parsed, None, [], refusal)
-    return Answer(101, writes, parsed, protocol.subprotocol, list(protocol.extensions), "")
+    return Answer(101, writes, parsed, protocol.subprotocol, list(protocol.extensions), "", user)

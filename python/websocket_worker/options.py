@@ -8,10 +8,13 @@ out. A bad value raises ValueError naming the option, which the dispatcher logs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AUTH_TYPES",
+    "JWT_ALGORITHMS",
+    "AuthOptions",
     "DEFAULT_FLOW_WINDOW",
     "DEFAULT_FLOW_WINDOW_BYTES",
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -109,6 +112,84 @@ class FlowOptions:
         )
 
 
+def _text(options: dict[str, Any], key: str, default: str = "") -> str:
+    value = options.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string")
+    return value
+
+
+def _pairs(options: dict[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    """A list of ``[name, secret]`` strings (the secret never appears in the error)."""
+    value = options.get(key) or []
+    if not isinstance(value, list) or not all(
+        isinstance(pair, list)
+        and len(pair) == 2
+        and isinstance(pair[0], str)
+        and isinstance(pair[1], str)
+        for pair in value
+    ):
+        raise ValueError(f"auth.{key} must be a list of [name, value] strings")
+    return tuple((name, secret) for name, secret in value)
+
+
+#: ``auth.type`` values.
+AUTH_TYPES = ("basic", "bearer", "jwt")
+#: JWT algorithms a listener can be given a key for (HS256: a shared secret; the others a PEM
+#: public key, which needs the ``cryptography`` package).
+JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
+
+
+@dataclass(frozen=True)
+class AuthOptions:
+    """The ``auth`` map of ``listen`` (docs/protocol.md). Secrets stay out of ``repr``."""
+
+    type: str
+    users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    jwt_algorithm: str = "HS256"
+    jwt_key: str = field(default="", repr=False)
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_claims: tuple[str, ...] = ()
+    #: Query parameter that may carry the token ("" = none).
+    query: str = "token"
+    #: A ``Sec-WebSocket-Protocol`` entry ``bearer.<token>`` may carry the token.
+    subprotocol: bool = False
+
+    @classmethod
+    def from_dict(cls, options: Any) -> AuthOptions | None:
+        """nil → None (no authentication)."""
+        if options is None:
+            return None
+        options = _map(options, "auth")
+        kind = options.get("type")
+        if kind not in AUTH_TYPES:
+            raise ValueError(f"auth.type must be one of {', '.join(AUTH_TYPES)}")
+        jwt = _map(options.get("jwt"), "auth.jwt")
+        algorithm = _text(jwt, "algorithm", "HS256")
+        if algorithm not in JWT_ALGORITHMS:
+            raise ValueError(f"auth.jwt.algorithm must be one of {', '.join(JWT_ALGORITHMS)}")
+        claims = _strings(jwt, "claims") or ()
+        parsed = cls(
+            type=kind,
+            users=_pairs(options, "users"),
+            tokens=_pairs(options, "tokens"),
+            jwt_algorithm=algorithm,
+            jwt_key=_text(jwt, "key"),
+            jwt_issuer=_text(jwt, "issuer"),
+            jwt_audience=_text(jwt, "audience"),
+            jwt_claims=claims,
+            query=_text(options, "query"),
+            subprotocol=_flag(options, "subprotocol", False),
+        )
+        if kind == "jwt" and not parsed.jwt_key:
+            raise ValueError("auth.jwt.key must be set for JWT authentication")
+        return parsed
+
+
 @dataclass(frozen=True)
 class EndpointOptions:
     """``["listen", owner, options]`` (docs/protocol.md)."""
@@ -120,6 +201,19 @@ class EndpointOptions:
     #: None: accept the client's first offer (as core's ``ws`` server does).
     subprotocols: tuple[str, ...] | None = None
     write_limit: int | None = DEFAULT_WRITE_LIMIT
+    #: Seconds between pings to every client (None: no heartbeat).
+    heartbeat: float | None = None
+    #: Open sessions beyond which a handshake gets 503 (None: no limit).
+    max_connections: int | None = None
+    #: Messages a second a client may send (None: no limit); over it: close 1008.
+    max_rate: float | None = None
+    #: The first X-Forwarded-For hop is the client's address.
+    trust_proxy: bool = False
+    #: Allowed ``Origin`` values (exact, or ``*.example.com``); None: any.
+    origins: tuple[str, ...] | None = None
+    #: A request without ``Origin`` is refused (only with ``origins``).
+    origin_required: bool = False
+    auth: AuthOptions | None = None
 
     @classmethod
     def from_dict(cls, options: Any) -> EndpointOptions:
@@ -127,6 +221,7 @@ class EndpointOptions:
         path = options.get("path", "")
         if not isinstance(path, str):
             raise ValueError("path must be a string")
+        max_connections: int = _number(options, "max_connections", 0, integer=True)
         return cls(
             path=path,
             max_size=_size(options, "max_size", DEFAULT_MAX_SIZE),
@@ -134,6 +229,13 @@ class EndpointOptions:
             handshake_timeout=_seconds(options, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT),
             subprotocols=_strings(options, "subprotocols"),
             write_limit=_size(options, "write_limit", DEFAULT_WRITE_LIMIT),
+            heartbeat=_seconds(options, "heartbeat", 0),
+            max_connections=max_connections or None,
+            max_rate=_seconds(options, "max_rate", 0),
+            trust_proxy=_flag(options, "trust_proxy", False),
+            origins=_strings(options, "origins") or None,
+            origin_required=_flag(options, "origin_required", False),
+            auth=AuthOptions.from_dict(options.get("auth")),
         )
 
 

@@ -1,9 +1,13 @@
 """One listener connection: the opening handshake (:mod:`.handshake`), then the shared
 :class:`~websocket_worker.shell.Shell` around the connection's core.
 
-A session reports ``open`` once the handshake succeeded, then its messages, an ``error`` when the
-core failed the connection or the peer stopped reading, and exactly one ``close``; a session that
-never opened reports nothing. It knows its endpoint only through :class:`SessionHost`.
+A session reports ``open`` once the handshake succeeded (with what :func:`~.auth.open_info`
+says about the request; the request itself is dropped then), then its messages, an ``error`` when
+the core failed the connection or the peer stopped reading, and exactly one ``close``, saying who
+ended it (:data:`CLOSED_BY`); a session that never opened reports nothing. It knows its endpoint
+only through :class:`SessionHost`, which also runs the heartbeat of all its sessions
+(:meth:`ServerSession.beat`). With a message rate limit a session counts its messages
+(:class:`MessageRate`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from .core import OPEN, WebSocketCore
+from .auth import client_address, open_info
+from .core import OPEN, Failed, Ping, Pong, WebSocketCore
 from .flow import FlowControl
 from .frames import message_frame
 from .handshake import TOO_LARGE, Answer, RequestReader
@@ -20,7 +25,12 @@ from .ipc import LARGE_PAYLOAD
 from .options import EndpointOptions
 from .shell import Shell, WriteBatch
 
-__all__ = ["CLOSING_TIMEOUT", "ServerSession", "SessionHost"]
+__all__ = ["CLOSED_BY", "CLOSING_TIMEOUT", "MessageRate", "ServerSession", "SessionHost"]
+
+#: The ``by`` of a ``close`` event: the client (its close frame, or its connection ended), the
+#: server (the flow, or the endpoint going away), the heartbeat (no pong by the next ping), a
+#: limit (the message rate), or an error (the worker failed the session; ``error`` came first).
+CLOSED_BY = ("client", "server", "heartbeat", "limit", "error")
 
 #: Seconds a session waits for the peer's side of the closing handshake (its close frame, then
 #: the end of TCP) before dropping the connection.
@@ -44,8 +54,8 @@ class SessionHost(Protocol):
     def emit(self, frame: list[Any]) -> None:
         """Send an event to Node."""
 
-    def answer(self, request: bytes) -> Answer:
-        """Answer an upgrade request with the endpoint's subprotocols and extensions."""
+    def answer(self, request: bytes, peer: tuple[str, int] | None) -> Answer:
+        """Answer an upgrade request with the endpoint's checks, subprotocols and extensions."""
 
     def session_finished(self, session: ServerSession) -> None:
         """The session is over (after its ``close``, if it opened)."""
@@ -54,7 +64,16 @@ class SessionHost(Protocol):
 class ServerSession(Shell):
     """A WebSocket server connection of one endpoint, identified by ``sid``."""
 
-    __slots__ = ("_handshake_timer", "_preface", "_reader", "host", "opened", "plain")
+    __slots__ = (
+        "_by",
+        "_handshake_timer",
+        "_preface",
+        "_reader",
+        "awaiting_pong",
+        "host",
+        "opened",
+        "plain",
+    )
 
     closing_timeout = CLOSING_TIMEOUT
 
@@ -70,6 +89,12 @@ class ServerSession(Shell):
         self._preface = (request, head)
         self._reader: RequestReader | None = None  # the request still to be read from the socket
         self._handshake_timer: asyncio.TimerHandle | None = None
+        self._by: str | None = None  # who ended it, once known (CLOSED_BY)
+        #: Pinged by the heartbeat, no pong (or ping) since.
+        self.awaiting_pong = False
+        rate = host.options.max_rate
+        if rate is not None:
+            self.emit = MessageRate(self, rate)
 
     def describe_drop(self, queued: int) -> str:
         return f"{self.host.name}: a client stopped reading; dropped it after {queued} bytes queued"
@@ -87,6 +112,55 @@ class ServerSession(Shell):
         core = self.core
         if core is not None and core.state is OPEN:
             self._write(wire)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._by is None and self.is_open:
+            self._by = "server"
+        super().close(code, reason)
+
+    def fail(self, text: str) -> None:
+        if self._by is None:
+            self._by = "error"
+        super().fail(text)
+
+    def beat(self, judge: bool) -> None:
+        """The endpoint's heartbeat: drop the session if the last ping went unanswered (when
+        ``judge``: not while the flow is paused, as its pong may be waiting unread), else ping."""
+        core = self.core
+        if core is None or core.state is not OPEN or self._closing:
+            return
+        if not judge:
+            self.awaiting_pong = False
+        elif self.awaiting_pong:
+            self._by = "heartbeat"
+            self._dropped = True
+            self.abort()
+        else:
+            self.awaiting_pong = True
+            core.ping()
+            self._flush()
+
+    def over_rate(self, rate: float) -> None:
+        """More messages a second than allowed: close 1008 and hang up (the session is not
+        read while its closing handshake would take, so a flood ends here)."""
+        core = self.core
+        transport = self.transport
+        if self._by is not None or core is None or core.state is not OPEN or transport is None:
+            return
+        self._by = "limit"
+        core.close(1008, f"message rate over {rate:g}/s")
+        self._write_all(core.data_to_send())
+        self.write_out()
+        transport.close()
+
+    def _event(self, event: object) -> None:
+        kind = type(event)
+        if kind is Ping or kind is Pong:
+            self.awaiting_pong = False
+            return
+        if kind is Failed and self._by is None:
+            self._by = "error"
+        super()._event(event)
 
     # asyncio.Protocol.
 
@@ -131,14 +205,20 @@ class ServerSession(Shell):
         self._cancel_handshake_timer()
         closed = self._end()
         if closed is not None:
-            self.emit(["close", self.owner, self.sid, *closed])
+            by = self._by or "client"
+            if by == "limit":  # our close frame's code, though we hung up at once
+                closed = 1008, f"message rate over {self.host.options.max_rate:g}/s"
+            self.emit(["close", self.owner, self.sid, *closed, by])
         self.host.session_finished(self)
 
     # The handshake.
 
     def _handshake(self, request: bytes, rest: bytes) -> None:
         host = self.host
-        answer = host.answer(request)
+        transport = self.transport
+        peername = transport.get_extra_info("peername") if transport is not None else None
+        peer = (peername[0], peername[1]) if isinstance(peername, tuple) else None
+        answer = host.answer(request, peer)
         self._write_all(answer.writes)
         if answer.status != 101:
             logger.debug("session %s: handshake refused (%d, %s)", self.sid, answer.status,
@@ -147,7 +227,12 @@ class ServerSession(Shell):
         self.opened = True
         self._cancel_handshake_timer()
         self.plain = not answer.extensions
-        self.emit(["open", self.owner, self.sid, {"subprotocol": answer.subprotocol}])
+        options = host.options
+        assert answer.request is not None
+        address, port = client_address(answer.request, peer, options.trust_proxy)
+        info = open_info(answer.request, answer.subprotocol, address, port, answer.user,
+                         options.auth)  # fmt: skip
+        self.emit(["open", self.owner, self.sid, info])
         core = WebSocketCore(max_size=host.options.max_size, extensions=answer.extensions)
         self._open(core, rest)
 
@@ -161,3 +246,30 @@ class ServerSession(Shell):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+
+
+class MessageRate:
+    """A session's ``emit`` under a message rate limit: a token bucket of ``rate`` messages,
+    refilled at ``rate`` a second. The message that finds it empty is still delivered (it is
+    counted by the flow control already), then the session is closed (1008)."""
+
+    __slots__ = ("_at", "_emit", "_rate", "_session", "_tokens")
+
+    def __init__(self, session: ServerSession, rate: float) -> None:
+        self._session = session
+        self._emit = session.host.emit
+        self._rate = rate
+        self._tokens = max(rate, 1.0)
+        self._at = asyncio.get_running_loop().time()
+
+    def __call__(self, frame: list[Any]) -> None:
+        self._emit(frame)
+        if frame[0] != "message":
+            return
+        now = asyncio.get_running_loop().time()
+        rate = self._rate
+        tokens = min(self._tokens + (now - self._at) * rate, max(rate, 1.0)) - 1.0
+        self._at = now
+        self._tokens = tokens
+        if tokens < 0:
+            self._session.over_rate(rate)

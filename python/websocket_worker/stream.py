@@ -31,8 +31,9 @@ class StreamTransport(asyncio.Transport):
         protocol: asyncio.Protocol,
         emit: Emit,
         on_lost: Callable[[StreamTransport], None] | None = None,
+        peer: tuple[str, int] | None = None,
     ) -> None:
-        super().__init__({"peername": None, "sockname": None})
+        super().__init__({"peername": peer, "sockname": None})
         self.sid = sid
         self._protocol = protocol
         self._emit = emit

@@ -73,6 +73,21 @@ def _bytes(value: Any, name: str) -> bytes:
     return value
 
 
+def _peer(value: Any) -> tuple[str, int] | None:
+    """``[address, port]`` of a relayed client, or nil."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], str)
+        or isinstance(value[1], bool)
+        or not isinstance(value[1], int)
+    ):
+        raise CommandError("peer must be [address, port] or nil")
+    return value[0], value[1]
+
+
 def _short(kind: str) -> str:
     return kind if len(kind) <= 40 else kind[:40] + "..."
 
@@ -98,7 +113,7 @@ class Worker:
             "close_session": (4, self._cmd_close_session),
             "connect": (2, self._cmd_connect),
             "disconnect": (1, self._cmd_disconnect),
-            "stream_open": (4, self._cmd_stream_open),
+            "stream_open": (5, self._cmd_stream_open),
             "stream_end": (1, self._cmd_stream_end),
         }
 
@@ -193,7 +208,8 @@ class Worker:
             raise CommandError(f"close code {code} is not 1000 or 3000-4999")
         if len(reason.encode()) > 123:
             raise CommandError("close reason over 123 bytes")
-        self.endpoints.close_session(_owner(owner), _sid(sid), code, reason)
+        target = None if sid is None else _sid(sid)  # nil: every session
+        self.endpoints.close_session(_owner(owner), target, code, reason)
 
     def _cmd_connect(self, owner: Any, options: Any) -> None:
         owner = _owner(owner)
@@ -204,9 +220,9 @@ class Worker:
     def _cmd_disconnect(self, owner: Any) -> None:
         self.clients.disconnect(_owner(owner))
 
-    def _cmd_stream_open(self, owner: Any, sid: Any, request: Any, head: Any) -> None:
+    def _cmd_stream_open(self, owner: Any, sid: Any, request: Any, head: Any, peer: Any) -> None:
         self.endpoints.stream_open(
-            _owner(owner), _sid(sid), _bytes(request, "request"), _bytes(head, "head")
+            _owner(owner), _sid(sid), _bytes(request, "request"), _bytes(head, "head"), _peer(peer)
         )
 
     def _cmd_stream_data(self, sid: Any, data: Any) -> None:
