@@ -10,6 +10,7 @@ module.exports = function (RED) {
     const { configNodeType } = require("./lib/config-node");
     const { followStatus } = require("./lib/status");
     const { toWireData, replySessionOf } = require("./lib/messages");
+    const { closeRequestOf } = require("./lib/close-request");
 
     const bridge = getBridge();
     bridge.configure({ settings: RED.settings, log: RED.log, translate: RED._ });
@@ -18,6 +19,13 @@ module.exports = function (RED) {
     RED.nodes.registerType("py-websocket-listener", WebSocketConfigNode, {
         settings: {
             pyWebsocketListenerPython: { value: "", exportable: false },
+        },
+        // Authentication secrets: lines "user:password", lines "[label:]token", the JWT secret or
+        // public key (PEM). Never in the flow JSON, never sent back to the editor.
+        credentials: {
+            users: { type: "password" },
+            tokens: { type: "password" },
+            jwtKey: { type: "password" },
         },
     });
     RED.nodes.registerType("py-websocket-client", WebSocketConfigNode, {
@@ -38,6 +46,8 @@ module.exports = function (RED) {
     function WebSocketInNode(n) {
         RED.nodes.createNode(this, n);
         const node = this;
+        // "send connection events" (listen mode): a second output for connect / disconnect / error.
+        node.events = n.events === true && !n.client;
         node.serverConfig = configOf(node, n);
         if (node.serverConfig) {
             followStatus(RED, node, node.serverConfig);
@@ -58,11 +68,43 @@ module.exports = function (RED) {
         RED.nodes.createNode(this, n);
         const node = this;
         node.serverConfig = configOf(node, n);
+        // Replies to a session that has gone fail the message (a Catch node sees them), not just
+        // those to a session the worker dropped.
+        node.reportUndelivered = n.reportUndelivered === true;
         if (!node.serverConfig) return;
         followStatus(RED, node, node.serverConfig);
         node.serverConfig.addUser(node);
+
+        /** msg.action: "close" closes a session (msg._session) or every session of the listener. */
+        function action(msg, config, done) {
+            let request;
+            try {
+                request = closeRequestOf(msg, config.isServer, RED._);
+            } catch (err) {
+                done(err);
+                return;
+            }
+            const sid = replySessionOf(msg);
+            const result = config.closeSessions(sid, request.code, request.reason);
+            if (result === "gone") node.debug(RED._("websocket.log.close-gone", { id: sid }));
+            done();
+        }
+
+        /** A reply that found its session gone: an error when asked for, or when the worker dropped it. */
+        function undelivered(config, sid) {
+            const gone = config.whyGone(sid);
+            if (!node.reportUndelivered && !(gone && gone.by === "error")) return null;
+            let why = RED._("websocket.errors.session-gone", { id: sid });
+            if (gone) why += ` (${gone.error || gone.by + " " + gone.code})`;
+            return new Error(RED._("websocket.errors.send-error") + why);
+        }
+
         node.on("input", function (msg, send, done) {
             const config = node.serverConfig;
+            if (msg.action !== undefined) {
+                action(msg, config, done);
+                return;
+            }
             let data;
             try {
                 data = toWireData(msg, config.wholemsg, RED.util.ensureString);
@@ -75,6 +117,12 @@ module.exports = function (RED) {
                 const result = sid !== null ? config.reply(sid, data) : config.sendMessage(data);
                 if (result === "not-connected") {
                     node.warn(RED._("websocket.errors.send-error") + RED._("websocket.errors.not-connected"));
+                } else if (result === "ignored" && config.isServer) {
+                    const err = undelivered(config, sid);
+                    if (err) {
+                        done(err);
+                        return;
+                    }
                 } else if (result === "busy") {
                     done(new Error(RED._("websocket.errors.worker-busy", { bytes: bridge.limits.maxWaitingBytes })));
                     return;

@@ -39,9 +39,9 @@ const EVENTS = {
         const handler = bridge._handler(id);
         if (handler) handler.message(sid ?? null, typeof data === "string" ? data : asBuffer(data));
     }],
-    close: [3, (bridge, id, sid, code, reason) => {
+    close: [3, (bridge, id, sid, code, reason, by) => {
         const handler = bridge._handler(id);
-        if (handler) handler.close(sid ?? null, code, reason || "");
+        if (handler) handler.close(sid ?? null, code, reason || "", by || null);
     }],
     error: [3, (bridge, id, sid, text) => {
         const handler = bridge._handler(id);
@@ -134,6 +134,16 @@ class Bridge {
         return this.worker.trySend(frame) ? "sent" : "busy";
     }
 
+    /**
+     * Closes session sid of endpoint id, or every session when sid is null, with code and reason
+     * (checked by the caller). Returns "sent" or "not-ready".
+     */
+    closeSession(id, sid, code, reason) {
+        if (!this.worker.isReady() || !this.owners.get(id)) return "not-ready";
+        this.worker.send(["close_session", id, sid, code, reason]);
+        return "sent";
+    }
+
     /** Gives an upgraded listener connection to the worker (handoff.js). */
     accept(id, sid, req, socket, head) {
         this.handoff.accept(id, sid, req, socket, head);
@@ -159,7 +169,7 @@ class Bridge {
             } else if (frame.length - 1 < event[0]) {
                 this.log.error("websocket.log.bad-frame", { error: `${frame[0]} with ${frame.length - 1} fields` });
             } else {
-                event[1](this, frame[1], frame[2], frame[3], frame[4]);
+                event[1](this, frame[1], frame[2], frame[3], frame[4], frame[5]);
             }
         }
     }

@@ -11,7 +11,10 @@
  *     client: to the server, held while the connection is down
  *   reply(sid, data) -> "sent" | "ignored" | "busy"   listener: to that session only (ignored once
  *     it is gone); client: ignored, so an in -> out wire cannot loop (as core)
+ *   closeSessions(sid or null, code, reason) -> "sent" | "gone" | "not-ready"   listener only
+ *   whyGone(sid) -> {code, reason, by, error} | null   listener only: a session that went lately
  *   events "opened" and "closed" {count, id}, "session-error" {err, id}, "worker" {state, detail}
+ *   in nodes whose `events` is true also get connection events on their second output
  *
  * ("session-error", not core's "erro": an EventEmitter "error" event without a listener throws.
  * "sendMessage", not "send": Node-RED gives every node its own send(), for its wires.)
@@ -32,23 +35,51 @@ function configNodeType(RED, bridge) {
         this.wholemsg = props.wholemsg;
         this.subprotocol = props.subprotocol;
         this._inputNodes = [];
+        this._eventNodes = [];
         this._users = new Set();
         this.setMaxListeners(0);
-        this.role = props.isServer ? new Listener(this, RED, bridge) : new ClientConnection(this, RED, bridge, props);
+        this.role = props.isServer ? new Listener(this, RED, bridge, n) : new ClientConnection(this, RED, bridge, props);
         this.on("close", (done) => {
             this._inputNodes = [];
+            this._eventNodes = [];
             this.role.close().then(() => done());
         });
     }
 
     WebSocketConfigNode.prototype.registerInputNode = function (node) {
         this._inputNodes.push(node);
+        if (node.events) this._eventNodes.push(node);
         return this.addUser(node);
     };
 
     WebSocketConfigNode.prototype.removeInputNode = function (node) {
         this._inputNodes = this._inputNodes.filter((n) => n !== node);
+        this._eventNodes = this._eventNodes.filter((n) => n !== node);
         return this.removeUser(node);
+    };
+
+    /** Whether some in node wants connection events (only then are they built). */
+    WebSocketConfigNode.prototype.wantsEvents = function () {
+        return this._eventNodes.length > 0;
+    };
+
+    /** A connection event (connection-events.js) to the second output of the in nodes that want it. */
+    WebSocketConfigNode.prototype.deliverEvent = function (msg) {
+        for (const input of this._eventNodes) {
+            try {
+                input.send([null, msg]);
+            } catch (err) {
+                this.error(RED._("websocket.errors.send-error") + " " + err.toString());
+            }
+        }
+    };
+
+    WebSocketConfigNode.prototype.closeSessions = function (sid, code, reason) {
+        return this.role.closeSessions ? this.role.closeSessions(sid, code, reason) : "not-ready";
+    };
+
+    WebSocketConfigNode.prototype.whyGone = function (sid) {
+        return this.role.whyGone ? this.role.whyGone(sid) : null;
     };
 
     WebSocketConfigNode.prototype.addUser = function (node) {
@@ -69,9 +100,9 @@ function configNodeType(RED, bridge) {
         return this.role.reply(sid, data);
     };
 
-    /** A WebSocket message from session `sid` to every in node, as a flow message. */
-    WebSocketConfigNode.prototype.deliver = function (sid, data) {
-        const msg = toFlowMessage(data, this.wholemsg, sid);
+    /** A WebSocket message from session `sid` (whose identity is `user`, if any) to every in node, as a flow message. */
+    WebSocketConfigNode.prototype.deliver = function (sid, data, user) {
+        const msg = toFlowMessage(data, this.wholemsg, sid, user);
         for (const input of this._inputNodes) {
             try {
                 input.send(msg);

@@ -30,9 +30,8 @@ class Handoff {
             }
             if (socket._handle && typeof socket._handle.readStop === "function") socket._handle.readStop();
         }
-        const extra = relayed ? [["X-Forwarded-For", socket.remoteAddress || ""],
-            ["X-Forwarded-Proto", socket.encrypted ? "https" : "http"]] : null;
-        const item = { id, sid, request: rebuildRequest(req, extra), head: bytes, socket, relayed };
+        // The request as the client sent it; a relayed client's address goes in stream_open.
+        const item = { id, sid, request: rebuildRequest(req), head: bytes, socket, relayed };
         const owner = this.host.owners.get(id);
         if (this.host.worker.isReady() && owner && owner.listening) {
             this._deliver(item);

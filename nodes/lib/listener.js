@@ -1,23 +1,34 @@
 /**
  * The listener role of a config node ("Listen on"): an endpoint at httpNodeRoot + path on
  * Node-RED's own HTTP server, served by the worker. Its state: the route on the server
- * (upgrade-router.js), the endpoint's owner id on the bridge, and the open sessions, whose
- * arrivals and departures it announces to the in/out nodes ("opened", "closed" with the count and
- * the session id, "session-error") as core does.
+ * (upgrade-router.js), the endpoint's owner id on the bridge, the open sessions (with the
+ * identity of each, when the listener authenticates), whose arrivals and departures it announces
+ * to the in/out nodes ("opened", "closed" with the count and the session id, "session-error") as
+ * core does, and as connection events to the in nodes that want them (connection-events.js); and
+ * the last sessions that went, with why, so that a reply to one of them can say why it was not
+ * delivered.
  */
 "use strict";
 
 const { routesFor, fullPathOf } = require("./upgrade-router");
-const { listenOptions } = require("./options");
+const { listenOptions, listenerProperties } = require("./options");
+const { connectEvent, disconnectEvent, errorEvent } = require("./connection-events");
+
+// Sessions remembered after they went (for the error of a reply to one of them).
+const GONE_KEPT = 1000;
 
 class Listener {
-    constructor(node, RED, bridge) {
+    constructor(node, RED, bridge, n = {}) {
         this.node = node;
         this.RED = RED;
         this.bridge = bridge;
-        this.sessions = new Set();
+        this.sessions = new Map(); // sid -> user (null without authentication)
+        this.gone = new Map(); // sid -> {code, reason, by, error}, the last GONE_KEPT
+        this.errors = new Map(); // sid -> the error text of an open session the worker failed
         this.ownerId = null;
         this.route = null;
+        const props = listenerProperties(n, node.credentials);
+        for (const problem of props.problems) node.error(RED._("websocket.errors.bad-listener", { problem }));
         if (!RED.server) {
             node.error(RED._("websocket.errors.no-server"));
             return;
@@ -28,7 +39,7 @@ class Listener {
             node.error(RED._("websocket.errors.duplicate-path", { path: node.path }));
             return;
         }
-        this.ownerId = bridge.add("listen", listenOptions(bridge.settings(), this.fullPath), this._events());
+        this.ownerId = bridge.add("listen", listenOptions(bridge.settings(), this.fullPath, props), this._events());
         this.route = {
             verifyClient: RED.settings.webSocketNodeVerifyClient,
             accept: (req, socket, head) => bridge.accept(this.ownerId, RED.util.generateId(), req, socket, head),
@@ -39,29 +50,56 @@ class Listener {
     /** The bridge's news of this endpoint. */
     _events() {
         const node = this.node;
-        const sessions = this.sessions;
+        const { sessions, gone, errors } = this;
         const events = {
-            open(sid) {
-                sessions.add(sid);
+            open(sid, info) {
+                const user = info.user || null;
+                sessions.set(sid, user);
                 node.emit("opened", { count: sessions.size, id: sid });
+                if (node.wantsEvents()) node.deliverEvent(connectEvent(sid, info));
             },
             message(sid, data) {
-                node.deliver(sid, data);
+                node.deliver(sid, data, sessions.get(sid));
             },
-            close(sid) {
-                if (sessions.delete(sid)) node.emit("closed", { count: sessions.size, id: sid });
+            close(sid, code, reason, by) {
+                if (!sessions.has(sid)) return;
+                const user = sessions.get(sid);
+                sessions.delete(sid);
+                const error = errors.get(sid) || null;
+                if (error !== null) errors.delete(sid);
+                gone.set(sid, { code, reason, by: by || "client", error });
+                if (gone.size > GONE_KEPT) gone.delete(gone.keys().next().value);
+                node.emit("closed", { count: sessions.size, id: sid });
+                if (node.wantsEvents()) node.deliverEvent(disconnectEvent(sid, user, code, reason, by || "client"));
             },
             error(sid, text) {
+                if (sessions.has(sid)) errors.set(sid, text);
                 node.emit("session-error", { err: new Error(text), id: sid });
+                if (node.wantsEvents()) node.deliverEvent(errorEvent(sid, sessions.get(sid) || null, text));
             },
             workerState(state, detail) {
                 node.emit("worker", { state, detail });
             },
             workerLost() {
-                for (const sid of Array.from(sessions)) events.close(sid);
+                for (const sid of Array.from(sessions.keys())) events.close(sid, 1006, "", "error");
             },
         };
         return events;
+    }
+
+    /** Why session sid is not open: {code, reason, by, error} if it went lately, else null. */
+    whyGone(sid) {
+        return this.gone.get(sid) || null;
+    }
+
+    /**
+     * Closes session sid (every session when sid is null) with code and reason. Returns "sent",
+     * "gone" (no such session: nothing to do) or "not-ready" (no worker serves the endpoint now).
+     */
+    closeSessions(sid, code, reason) {
+        if (this.ownerId === null) return "not-ready";
+        if (sid !== null && !this.sessions.has(sid)) return "gone";
+        return this.bridge.closeSession(this.ownerId, sid, code, reason);
     }
 
     usersChanged() {
@@ -86,6 +124,8 @@ class Listener {
             if (routes.get(this.fullPath) === this.route) routes.delete(this.fullPath);
         }
         this.sessions.clear();
+        this.gone.clear();
+        this.errors.clear();
         const id = this.ownerId;
         this.ownerId = null;
         return id === null ? Promise.resolve() : this.bridge.remove(id);

@@ -10,7 +10,7 @@
  * `payload` instead: JSON `null` (core throws) and arrays (core would send the array's items to
  * other outputs, losing `_session`).
  */
-function toFlowMessage(data, wholemsg, sessionId) {
+function toFlowMessage(data, wholemsg, sessionId, user) {
     let msg;
     if (wholemsg) {
         try {
@@ -24,7 +24,7 @@ function toFlowMessage(data, wholemsg, sessionId) {
     } else {
         msg = { payload: data };
     }
-    msg._session = { type: "websocket", id: sessionId };
+    msg._session = user ? { type: "websocket", id: sessionId, user } : { type: "websocket", id: sessionId };
     return msg;
 }
 

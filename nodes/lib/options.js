@@ -1,7 +1,8 @@
 /**
  * Every option of the Node side in one place: the settings.js values with their defaults and
- * validation, the config nodes' properties as core parses them, the fixed bounds of the bridge,
- * and the option maps of the `configure`, `listen` and `connect` commands (docs/protocol.md).
+ * validation, the config nodes' properties as core parses them (and the listener's own, with its
+ * credentials), the fixed bounds of the bridge, and the option maps of the `configure`, `listen`
+ * and `connect` commands (docs/protocol.md).
  *
  * The worker gets every value explicitly: it validates them but does not fall back on defaults
  * of its own, so a default changes here and nowhere else.
@@ -115,6 +116,81 @@ function configProperties(n) {
     };
 }
 
+const AUTH_TYPES = ["basic", "bearer", "jwt"];
+const JWT_ALGORITHMS = ["HS256", "RS256", "ES256"];
+
+/** Lines of a multi-line credential, trimmed, without blank ones. */
+function linesOf(text) {
+    return typeof text === "string" ? text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line) : [];
+}
+
+/** A comma- or line-separated list, trimmed. */
+function listOf(text) {
+    return typeof text === "string" ? text.split(/[,\n]/).map((item) => item.trim()).filter((item) => item) : [];
+}
+
+/**
+ * A listener config node's own properties (none of them in core; each off when unset) and its
+ * credentials: {heartbeat, maxConnections, maxRate, trustProxy, origins, originRequired, auth,
+ * problems}. auth is null or {type, users, tokens, jwt, query, subprotocol}; problems lists what
+ * is wrong (a bad number is then off; an authentication with no secret refuses every client),
+ * never a secret.
+ */
+function listenerProperties(n, credentials = {}) {
+    const problems = [];
+    const number = (name, integer) => {
+        const raw = n[name];
+        if (raw === undefined || raw === null || String(raw).trim() === "") return 0;
+        const value = Number(raw);
+        if (!Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
+            problems.push(`${name} must be ${integer ? "a whole number" : "a number"} >= 0, not ${JSON.stringify(raw)}`);
+            return 0;
+        }
+        return value;
+    };
+    const flag = (name) => n[name] === true || n[name] === "true";
+    const props = {
+        heartbeat: number("hb", false),
+        maxConnections: number("maxConnections", true),
+        maxRate: number("maxRate", false),
+        trustProxy: flag("trustProxy"),
+        origins: listOf(n.origins),
+        originRequired: flag("originRequired"),
+        auth: null,
+        problems,
+    };
+    const type = n.authType || "";
+    if (type === "") return props;
+    if (!AUTH_TYPES.includes(type)) {
+        problems.push(`authType must be one of ${AUTH_TYPES.join(", ")}, not ${JSON.stringify(type)}`);
+        return props;
+    }
+    const creds = credentials || {};
+    const users = linesOf(creds.users).map((line) => {
+        const at = line.indexOf(":"); // a Basic user name has no colon; the password may
+        return at === -1 ? [line, ""] : [line.slice(0, at), line.slice(at + 1)];
+    });
+    const tokens = linesOf(creds.tokens).map((line) => {
+        const at = line.lastIndexOf(":"); // a bearer token has no colon; the label may
+        return at === -1 ? ["", line] : [line.slice(0, at).trim(), line.slice(at + 1).trim()];
+    });
+    const algorithm = JWT_ALGORITHMS.includes(n.jwtAlgorithm) ? n.jwtAlgorithm : "HS256";
+    if (type === "basic" && users.length === 0) problems.push("basic authentication has no users: every client is refused");
+    if (type === "bearer" && tokens.length === 0) problems.push("bearer authentication has no tokens: every client is refused");
+    if (type === "jwt" && !creds.jwtKey) problems.push("JWT authentication has no secret or key: every client is refused");
+    props.auth = {
+        type,
+        users: type === "basic" ? users : [],
+        tokens: type === "bearer" ? tokens : [],
+        jwt: type === "jwt" ? { algorithm, key: creds.jwtKey || "", issuer: (n.jwtIssuer || "").trim(),
+            audience: (n.jwtAudience || "").trim(), claims: listOf(n.jwtClaims) } : null,
+        // Browsers cannot set headers on a WebSocket: a token may come in the query instead.
+        query: type === "basic" ? "" : (typeof n.tokenQuery === "string" ? n.tokenQuery.trim() : "token"),
+        subprotocol: type !== "basic" && flag("tokenSubprotocol"),
+    };
+    return props;
+}
+
 /** `["configure", options]`: worker-wide settings. */
 function configureOptions(values) {
     return {
@@ -123,8 +199,8 @@ function configureOptions(values) {
     };
 }
 
-/** `["listen", owner, options]` for the endpoint at fullPath. */
-function listenOptions(values, fullPath) {
+/** `["listen", owner, options]` for the endpoint at fullPath; listener: listenerProperties(). */
+function listenOptions(values, fullPath, listener = listenerProperties({})) {
     return {
         path: fullPath,
         max_size: values.maxMessageSize,
@@ -134,6 +210,13 @@ function listenOptions(values, fullPath) {
         // first offer; nil asks the worker for exactly that.
         subprotocols: null,
         write_limit: values.writeLimit,
+        heartbeat: listener.heartbeat,
+        max_connections: listener.maxConnections,
+        max_rate: listener.maxRate,
+        trust_proxy: listener.trustProxy,
+        origins: listener.origins.length ? listener.origins : null,
+        origin_required: listener.originRequired,
+        auth: listener.auth,
     };
 }
 
@@ -155,6 +238,6 @@ function connectOptions(values, connection) {
 }
 
 module.exports = {
-    SETTINGS, LIMITS, RECONNECT_DELAY_S, settingsValues, isClientPath, configProperties,
+    SETTINGS, LIMITS, RECONNECT_DELAY_S, settingsValues, isClientPath, configProperties, listenerProperties,
     configureOptions, listenOptions, connectOptions,
 };

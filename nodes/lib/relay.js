@@ -23,7 +23,8 @@ class Relay {
     open({ id, sid, request, head, socket }) {
         const stream = { socket, pausedByWorker: false, pausedByChannel: false };
         this.streams.set(sid, stream);
-        this.worker.send(["stream_open", id, sid, Buffer.from(request, "latin1"), head]);
+        const peer = socket.remoteAddress ? [socket.remoteAddress, socket.remotePort] : null;
+        this.worker.send(["stream_open", id, sid, Buffer.from(request, "latin1"), head, peer]);
         socket.on("data", (chunk) => {
             this.worker.send(["stream_data", sid, chunk]);
             if (this.worker.congested && !stream.pausedByChannel) {
