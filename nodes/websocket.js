@@ -94,7 +94,7 @@ module.exports = function (RED) {
         function undelivered(config, sid) {
             const gone = config.whyGone(sid);
             if (!node.reportUndelivered && !(gone && gone.by === "error")) return null;
-            let why = RED._("websocket.errors.session-gone", { id: sid });
+            let why = " " + RED._("websocket.errors.session-gone", { id: sid });
             if (gone) why += ` (${gone.error || gone.by + " " + gone.code})`;
             return new Error(RED._("websocket.errors.send-error") + why);
         }

@@ -42,7 +42,12 @@ class Relay {
                 this.worker.send(["stream_end", sid]);
             }
         };
-        socket.on("end", ended);
+        // Node-RED's HTTP server allows half-open sockets: a peer that ends its side (as `ws` does
+        // once both close frames went by a server-initiated close) must see ours end too.
+        socket.on("end", () => {
+            ended();
+            socket.end();
+        });
         socket.on("close", ended);
         socket.on("error", () => {});
         socket.resume();
