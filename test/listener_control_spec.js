@@ -275,3 +275,47 @@ for (const mode of ["handoff", "relay"]) {
         });
     });
 }
+
+describe("the example flow 04 - Chat with JWT", function () {
+    withHelper(helper);
+    const core = require("./lib/node-red-path").coreNodePath;
+    const modules = [websocketNodes, catchNode, require(core("core/function/10-function.js")),
+        require(core("core/common/20-inject.js")), require(core("core/common/90-comment.js"))];
+
+    /** The example as a test loads it: credentials apart, debug nodes as helper nodes, this port. */
+    function exampleFlow() {
+        const flow = JSON.parse(require("fs").readFileSync(require("path").join(__dirname, "..", "examples", "flows",
+            "04 - Chat with JWT.json"), "utf8"));
+        const credentials = {};
+        const port = new URL(helper.url()).port;
+        for (const node of flow) {
+            if (node.credentials) {
+                credentials[node.id] = node.credentials;
+                delete node.credentials;
+            }
+            if (node.type === "debug") node.type = "helper";
+            if (node.type === "py-websocket-client") node.path = node.path.replace(":1880", ":" + port);
+        }
+        const byName = (type, name) => flow.find((node) => node.type === type && node.name === name).id;
+        return { flow, credentials, byName };
+    }
+
+    it("lets Alice and Bob in with their tokens, keeps them in flow context, and kicks Bob", async function () {
+        const { flow, credentials, byName } = exampleFlow();
+        await helper.load(modules, flow, credentials);
+        const events = recordMessages(helper.getNode(byName("helper", "connection events")));
+        const bobReceived = recordMessages(helper.getNode(byName("helper", "Bob received")));
+        await waitFor("Alice and Bob connected", () => events.filter((m) => m.event === "connect").length === 2, ms(10000));
+        const names = events.map((m) => m.payload.user.name).sort();
+        names.should.eql(["alice", "bob"]);
+        helper.getNode(byName("inject", "Alice says hi")).receive({ payload: "hi from Alice" });
+        await waitFor("Bob hears Alice", () => bobReceived.some((m) => m.payload === "Alice: hi from Alice"));
+        // A client without a token is refused.
+        (await refusal(wsUrl(helper, "/chat"))).status.should.equal(401);
+        helper.getNode(byName("inject", "kick Bob")).receive({});
+        await waitFor("Bob's disconnect", () => events.some((m) => m.event === "disconnect"));
+        const kicked = events.find((m) => m.event === "disconnect");
+        kicked._session.user.name.should.equal("bob");
+        kicked.payload.should.eql({ code: 4000, reason: "kicked by the moderator", by: "server" });
+    });
+});
