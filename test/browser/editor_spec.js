@@ -9,7 +9,10 @@
  *  4. a page served by that Node-RED (httpStatic) opens a WebSocket from the browser to /echo and
  *     gets its message echoed back;
  *  5. the out node and both config nodes of the imported example open from the workspace and the
- *     pencil button, with the heartbeat and authentication rows following their checkboxes.
+ *     pencil button, with the heartbeat and authentication rows following their checkboxes;
+ *  6. the sections core does not have, closed by default, opened: the in node's Options (connection
+ *     events give it a second output), the listener's Connections and Security (the rows of each
+ *     authentication kind), and a JWT secret typed in stays out of the flow JSON.
  *
  * Screenshots (palette, import-examples, dialog-in, dialog-out, dialog-listener, dialog-client) go
  * to $SCREENSHOTS_DIR, which `npm run screenshots` sets to docs/images/ for the README.
@@ -352,5 +355,79 @@ describe("editor in a browser (Chromium)", function() {
 
             // Looking is not editing: nothing to deploy afterwards.
             should(await page.evaluate(() => RED.nodes.dirty())).equal(false);
+        });
+
+    it("opens the new sections, closed by default: events add an output, a JWT secret stays out of the flow JSON",
+        async function() {
+            const inId = await page.evaluate(() => RED.nodes.filterNodes({ type: "py-websocket in" })
+                .find((node) => node.server && RED.nodes.node(node.server).path === "/echo").id);
+            let tray = await openNodeDialog(inId);
+            const options = tray.locator("#py-ws-in-options");
+            await options.waitFor({ state: "hidden" });
+            await tray.locator('.py-ws-section-toggle[data-section="py-ws-in-options"]').click();
+            await options.waitFor({ state: "visible" });
+            await tray.locator("#node-input-events").check();
+
+            // The listener's own sections, from the pencil.
+            await configEditButton(tray, "server").click();
+            const listener = page.locator(".red-ui-tray").last();
+            await listener.locator("#node-config-input-path").waitFor({ state: "visible" });
+            for (const section of ["py-ws-connections", "py-ws-security"]) {
+                await listener.locator(`#${section}`).waitFor({ state: "hidden" });
+                await listener.locator(`.py-ws-section-toggle[data-section="${section}"]`).click();
+                await listener.locator(`#${section}`).waitFor({ state: "visible" });
+            }
+            await listener.locator("#node-config-input-hb-row").waitFor({ state: "hidden" });
+            await listener.locator("#node-config-input-hb-cb").check();
+            await listener.locator("#node-config-input-hb-row").waitFor({ state: "visible" });
+            const authType = listener.locator("#node-config-input-authType");
+            for (const [type, shown, hidden] of [["basic", "#node-config-input-users", "#node-config-input-tokens"],
+                ["bearer", "#node-config-input-tokens", "#node-config-input-jwtKey"],
+                ["jwt", "#node-config-input-jwtKey", "#node-config-input-users"]]) {
+                await authType.selectOption(type);
+                await listener.locator(shown).waitFor({ state: "visible" });
+                await listener.locator(hidden).waitFor({ state: "hidden" });
+            }
+            await listener.locator("#node-config-input-tokenQuery").waitFor({ state: "visible" });
+            should(await listener.locator("#node-config-input-tokenQuery").inputValue()).equal("token");
+            await listener.locator("#node-config-input-jwtKey").fill("browser-test-secret-do-not-leak");
+            await listener.locator("#node-config-input-hb").fill("15");
+            await (await settledTray()).screenshot({ path: path.join(IMAGES, "dialog-listener-sections.png") });
+            await page.locator("#node-config-dialog-ok").click();
+            await page.waitForFunction(() => document.querySelectorAll(".red-ui-tray").length === 1, null,
+                { timeout: UI_TIMEOUT });
+            await page.locator("#node-dialog-ok").click();
+            await page.waitForFunction(() => document.querySelectorAll(".red-ui-tray").length === 0, null,
+                { timeout: UI_TIMEOUT });
+
+            const saved = await page.evaluate((id) => {
+                const node = RED.nodes.node(id);
+                const listenerNode = RED.nodes.node(node.server);
+                return { outputs: node.outputs, events: node.events, authType: listenerNode.authType,
+                    hb: listenerNode.hb };
+            }, inId);
+            should(saved).containDeep({ outputs: 2, events: true, authType: "jwt", hb: "15" });
+            // Deployed: the secret is in the credentials file, not in the flow file nor in what the
+            // admin API gives back.
+            should(await page.evaluate(() => RED.nodes.dirty())).equal(true);
+            await page.locator("#red-ui-header-button-deploy:not(.disabled)").click();
+            await page.waitForFunction(() => !RED.nodes.dirty(), null, { timeout: ms(30000) });
+            const flowFile = fs.readFileSync(path.join(red.userDir, "flows.json"), "utf8");
+            should(/"authType":\s*"jwt"/.test(flowFile)).be.true(`the deployed listener in flows.json: ${flowFile.slice(0, 300)}`);
+            should(flowFile.includes("browser-test-secret-do-not-leak")).be.false();
+            should(JSON.stringify((await red.api("GET", "/flows")).body).includes("browser-test-secret-do-not-leak"))
+                .be.false();
+            const credFiles = fs.readdirSync(red.userDir).filter((name) => /_cred\.json$/.test(name));
+            should(credFiles).eql(["flows_cred.json"]);
+
+            // Opened again, the section holding a setting is open and the stored secret shows as kept.
+            tray = await openNodeDialog(inId);
+            await tray.locator("#py-ws-in-options").waitFor({ state: "visible" });
+            await configEditButton(tray, "server").click();
+            const again = page.locator(".red-ui-tray").last();
+            await again.locator("#py-ws-security").waitFor({ state: "visible" });
+            should(await again.locator("#node-config-input-jwtKey").inputValue()).equal("");
+            should(await again.locator("#node-config-input-jwtKey").getAttribute("placeholder")).match(/kept/);
+            await cancelConfigAndNodeDialogs();
         });
 });
