@@ -285,6 +285,9 @@ class Gate:
         return Refusal(status, headers, why)
 
     def _load_jwt_key(self, auth: AuthOptions) -> None:
+        if not auth.jwt_key:
+            self._jwt_problem = "no JWT secret or key is set"
+            return
         try:
             import jwt
             from jwt.algorithms import get_default_algorithms

@@ -74,13 +74,24 @@ def _seconds(options: dict[str, Any], key: str, default: float) -> float | None:
     return None if value == 0 or math.isinf(value) else value
 
 
-def _flag(options: dict[str, Any], key: str, default: bool) -> bool:
+def _typed(options: dict[str, Any], key: str, default: Any, kind: type, what: str) -> Any:
+    """``options[key]`` (``default`` when missing or nil), which must be a ``kind``."""
     value = options.get(key)
     if value is None:
         return default
-    if not isinstance(value, bool):
-        raise ValueError(f"{key} must be a boolean")
+    if not isinstance(value, kind):
+        raise ValueError(f"{key} must be {what}")
     return value
+
+
+def _flag(options: dict[str, Any], key: str, default: bool) -> bool:
+    flag: bool = _typed(options, key, default, bool, "a boolean")
+    return flag
+
+
+def _text(options: dict[str, Any], key: str, default: str = "") -> str:
+    text: str = _typed(options, key, default, str, "a string")
+    return text
 
 
 def _strings(options: dict[str, Any], key: str) -> tuple[str, ...] | None:
@@ -112,17 +123,8 @@ class FlowOptions:
         )
 
 
-def _text(options: dict[str, Any], key: str, default: str = "") -> str:
-    value = options.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise ValueError(f"{key} must be a string")
-    return value
-
-
 def _pairs(options: dict[str, Any], key: str) -> tuple[tuple[str, str], ...]:
-    """A list of ``[name, secret]`` strings (the secret never appears in the error)."""
+    """A list of ``[name, value]`` strings (a value, maybe a secret, never appears in the error)."""
     value = options.get(key) or []
     if not isinstance(value, list) or not all(
         isinstance(pair, list)
@@ -131,7 +133,7 @@ def _pairs(options: dict[str, Any], key: str) -> tuple[tuple[str, str], ...]:
         and isinstance(pair[1], str)
         for pair in value
     ):
-        raise ValueError(f"auth.{key} must be a list of [name, value] strings")
+        raise ValueError(f"{key} must be a list of [name, value] strings")
     return tuple((name, secret) for name, secret in value)
 
 
@@ -173,7 +175,7 @@ class AuthOptions:
         if algorithm not in JWT_ALGORITHMS:
             raise ValueError(f"auth.jwt.algorithm must be one of {', '.join(JWT_ALGORITHMS)}")
         claims = _strings(jwt, "claims") or ()
-        parsed = cls(
+        return cls(
             type=kind,
             users=_pairs(options, "users"),
             tokens=_pairs(options, "tokens"),
@@ -185,9 +187,6 @@ class AuthOptions:
             query=_text(options, "query"),
             subprotocol=_flag(options, "subprotocol", False),
         )
-        if kind == "jwt" and not parsed.jwt_key:
-            raise ValueError("auth.jwt.key must be set for JWT authentication")
-        return parsed
 
 
 @dataclass(frozen=True)
@@ -291,15 +290,7 @@ class ClientOptions:
         url = options.get("url")
         if not isinstance(url, str) or not url:
             raise ValueError("url must be a non-empty string")
-        headers = options.get("headers") or []
-        if not isinstance(headers, list) or not all(
-            isinstance(pair, list)
-            and len(pair) == 2
-            and isinstance(pair[0], str)
-            and isinstance(pair[1], str)
-            for pair in headers
-        ):
-            raise ValueError("headers must be a list of [name, value] strings")
+        headers = _pairs(options, "headers")
         proxy = options.get("proxy")
         if proxy is not None and not isinstance(proxy, str):
             raise ValueError("proxy must be a string or nil")
@@ -309,7 +300,7 @@ class ClientOptions:
         return cls(
             url=url,
             subprotocols=_strings(options, "subprotocols") or (),
-            headers=tuple((name, value) for name, value in headers),
+            headers=headers,
             heartbeat=_seconds(options, "heartbeat", 0),
             tls=TlsOptions.from_dict(options.get("tls")),
             proxy=proxy or None,

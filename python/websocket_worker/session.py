@@ -141,17 +141,18 @@ class ServerSession(Shell):
             self._flush()
 
     def over_rate(self, rate: float) -> None:
-        """More messages a second than allowed: close 1008 and hang up (the session is not
-        read while its closing handshake would take, so a flood ends here)."""
+        """More messages a second than allowed: close 1008, then EOF (a server closes TCP
+        first), and take nothing more from the client (what is already read is still
+        delivered): the core is told the client's input ended, so later input, the client's
+        close frame included, is discarded. A flood ends here."""
         core = self.core
-        transport = self.transport
-        if self._by is not None or core is None or core.state is not OPEN or transport is None:
+        if self._by is not None or core is None or core.state is not OPEN:
             return
         self._by = "limit"
         core.close(1008, f"message rate over {rate:g}/s")
-        self._write_all(core.data_to_send())
-        self.write_out()
-        transport.close()
+        core.receive_eof()
+        self._flush()
+        self._write_all([b""])
 
     def _event(self, event: object) -> None:
         kind = type(event)
