@@ -106,8 +106,9 @@ class Recorder:
 
 
 def test_accounting_pauses_over_a_window_and_resumes_under_half() -> None:
-    """Over flow_window messages or flow_window_bytes bytes outstanding every reader is paused;
-    acks resume them once both counts are under half their window."""
+    """Over flow_window messages, or flow_window_bytes bytes not counting the newest message,
+    outstanding every reader is paused; acks resume them once both counts are under half their
+    window (bytes again without the newest message)."""
     flow = FlowControl(window=4, window_bytes=100)
     reader = Recorder()
     flow.add(reader)
@@ -121,11 +122,18 @@ def test_accounting_pauses_over_a_window_and_resumes_under_half() -> None:
     assert not flow.paused and reader.calls == ["pause", "resume"]
     assert (flow.outstanding, flow.outstanding_bytes) == (1, 10)
 
-    flow.count(50)
-    flow.count(41)  # 101 bytes: over the byte window with 3 messages
+    flow.count(91)  # 101 bytes, but 10 before the newest: under the byte window
+    assert not flow.paused
+    flow.count(5)  # 101 before the newest: over
     assert flow.paused
-    flow.ack(2)  # the 10 and the 50: 41 bytes left, under half of 100
-    assert not flow.paused and flow.outstanding_bytes == 41
+    flow.ack(1)  # the 10: 91 before the newest, not under half of 100
+    assert flow.paused
+    flow.ack(1)  # the 91: the newest (5) alone is left
+    assert not flow.paused and flow.outstanding_bytes == 5
+    flow.count(200)  # one message larger than the window: the next may still be read
+    assert not flow.paused
+    flow.ack(2)
+    flow.count(7)
 
     late = Recorder()
     flow.configure({"flow_window": 1})  # 1 outstanding: not over
@@ -214,15 +222,16 @@ async def test_message_window_stops_reading_and_tcp_pushes_back() -> None:
 
 
 async def test_byte_window_stops_reading_likewise() -> None:
-    """Over flow_window_bytes of unacknowledged payload reading stops too; then all arrives."""
+    """Over flow_window_bytes of unacknowledged payload, not counting the newest message,
+    reading stops too; then all arrives."""
     window_bytes, size, count = 64 * 1024, 4096, 2000
     async with harnessed(FlowControl(window=10**6, window_bytes=window_bytes)) as harness:
         ws = await harness.connect()
         sender = Blast(ws, count, size)  # 8 MB
         await until(lambda: harness.flow.paused)
         await sender.assert_blocked()
-        assert len(harness.events.of("message")) == window_bytes // size + 1
-        assert harness.flow.outstanding_bytes == window_bytes + size
+        assert len(harness.events.of("message")) == window_bytes // size + 2
+        assert harness.flow.outstanding_bytes == window_bytes + 2 * size
         harness.acks.start()
         await asyncio.wait_for(sender.task, WAIT)
         await until(lambda: len(harness.events.of("message")) == count)
