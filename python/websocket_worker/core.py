@@ -181,7 +181,7 @@ class WebSocketCore:
         # next step: a large frame arriving in many reads is copied once, not once per read).
         self._buf = b""
         self._pos = 0
-        self._more: list[bytes] = []
+        self._more: list[bytes] | None = None  # None, not [], while empty: less per connection
         self._more_len = 0
         self._need = 2  # bytes to have from _pos before parsing again
         self._eof = False
@@ -189,7 +189,7 @@ class WebSocketCore:
         self._frag_text = False
         self._frag_cost = 0
         self._utf8: codecs.IncrementalDecoder | None = None
-        self._out: list[bytes] = []
+        self._out: list[bytes] | None = None
 
     # Input.
 
@@ -201,7 +201,11 @@ class WebSocketCore:
             self._buf = data  # nothing left over: parse straight from the read, no copy
             self._pos = 0
             return
-        self._more.append(data)
+        more = self._more
+        if more is None:
+            self._more = [data]
+        else:
+            more.append(data)
         self._more_len += len(data)
 
     def receive_eof(self) -> None:
@@ -297,10 +301,10 @@ class WebSocketCore:
         pieces: list[bytes | memoryview] = []
         if self._pos < len(self._buf):
             pieces.append(memoryview(self._buf)[self._pos :])
-        pieces.extend(self._more)
+        pieces.extend(self._more or ())
         self._buf = b"".join(pieces)
         self._pos = 0
-        self._more = []
+        self._more = None
         self._more_len = 0
 
     def _take(self, start: int, end: int) -> bytes:
@@ -308,7 +312,7 @@ class WebSocketCore:
         what follows it becomes the buffer."""
         pieces: list[bytes | memoryview] = [memoryview(self._buf)[start:]]
         missing = end - len(self._buf)
-        more = self._more
+        more = self._more or []
         rest: list[bytes | memoryview] = []
         for index, chunk in enumerate(more):
             if len(chunk) < missing:
@@ -322,7 +326,7 @@ class WebSocketCore:
             break
         payload = b"".join(pieces)
         self._buf = b"".join(rest)
-        self._more, self._more_len = [], 0
+        self._more, self._more_len = None, 0
         return payload
 
     def _starved(self) -> Event | None:
@@ -393,7 +397,7 @@ class WebSocketCore:
 
     def ping(self, data: bytes = b"") -> None:
         if self.state is OPEN:
-            self._out.append(control_frame(PING, data, masked=self.client))
+            self._queue(control_frame(PING, data, masked=self.client))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (nothing once it has started)."""
@@ -404,10 +408,16 @@ class WebSocketCore:
     def data_to_send(self) -> list[bytes]:
         """Bytes the core wants written (pongs, close frames); b"" means: send EOF now."""
         out = self._out
-        if not out:
-            return out
-        self._out = []
+        if out is None:
+            return []
+        self._out = None
         return out
+
+    def _queue(self, data: bytes) -> None:
+        if self._out is None:
+            self._out = [data]
+        else:
+            self._out.append(data)
 
     @property
     def partial(self) -> int:
@@ -471,7 +481,7 @@ class WebSocketCore:
     def _control_frame(self, opcode: int, payload: bytes) -> Event | None:
         if opcode == PING:
             if self.state is OPEN:
-                self._out.append(control_frame(PONG, payload, masked=self.client))
+                self._queue(control_frame(PONG, payload, masked=self.client))
             return Ping(payload)
         if opcode == PONG:
             return Pong(payload)
@@ -491,13 +501,13 @@ class WebSocketCore:
         self.close_received = True
         if self.state is OPEN:
             # Echo the peer's close (RFC 6455 5.5.1); a message under way is abandoned.
-            self._out.append(control_frame(CLOSE, payload, masked=self.client))
+            self._queue(control_frame(CLOSE, payload, masked=self.client))
             self.close_sent = True
         self._end(code, reason)
         return Closed(code, reason, True)
 
     def _send_close(self, code: int, reason: str) -> None:
-        self._out.append(close_frame(code, reason, masked=self.client))
+        self._queue(close_frame(code, reason, masked=self.client))
         self.close_sent = True
 
     def _fail(self, code: int, reason: str, text: str | None = None) -> Failed:
@@ -523,7 +533,7 @@ class WebSocketCore:
         self.close_code = code
         self.close_reason = reason
         self._buf, self._pos = b"", 0
-        self._more, self._more_len = [], 0
+        self._more, self._more_len = None, 0
         self._frag = self._utf8 = None
         if not self.client and not self._eof:
-            self._out.append(b"")  # a server closes TCP first (RFC 6455 7.1.1)
+            self._queue(b"")  # a server closes TCP first (RFC 6455 7.1.1)

@@ -67,7 +67,7 @@ class ServerSession(Shell):
         #: Open without extensions: a broadcast's frame, encoded once, fits this session.
         self.plain = False
         self.opened = False
-        self._preface = (request, head)
+        self._preface: tuple[bytes, bytes] | None = (request, head)
         self._reader: RequestReader | None = None  # the request still to be read from the socket
         self._handshake_timer: asyncio.TimerHandle | None = None
 
@@ -96,8 +96,8 @@ class ServerSession(Shell):
         if timeout:
             loop = asyncio.get_running_loop()
             self._handshake_timer = loop.call_later(timeout, self._handshake_timed_out)
-        request, head = self._preface
-        self._preface = (b"", b"")
+        request, head = self._preface or (b"", b"")
+        self._preface = None
         if request:
             self._handshake(request, head)  # answered before any frame in head is read
         else:

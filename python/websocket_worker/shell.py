@@ -116,7 +116,7 @@ class Shell(asyncio.Protocol):
         self._stall: tuple[float, int, asyncio.TimerHandle] | None = None
         self._dropped = False  # dropped by us (not reading, no heartbeat): close 1006
         self._closing_timer: asyncio.TimerHandle | None = None
-        self._out: list[bytes] = []
+        self._out: list[bytes] | None = None  # frames a batch holds back (None while none)
 
     # Hooks.
 
@@ -306,9 +306,12 @@ class Shell(asyncio.Protocol):
         """Write now, or, inside a :class:`WriteBatch`, once for the whole batch."""
         batch = self.batch
         if batch.active:
-            if not self._out:
+            out = self._out
+            if out is None:
+                self._out = [data]
                 batch.dirty.append(self)
-            self._out.append(data)
+            else:
+                out.append(data)
             return
         transport = self.transport
         if transport is not None and not transport.is_closing():
@@ -319,7 +322,7 @@ class Shell(asyncio.Protocol):
 
     def write_out(self) -> None:
         """Write what a batch queued, in one piece."""
-        out, self._out = self._out, []
+        out, self._out = self._out, None
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
             if self._writes_paused and self._over_write_limit(transport):
