@@ -124,12 +124,10 @@ class ServerSession(Shell):
             self._reader = None
             self._handshake(*found)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.finished:
-            return
-        self.finished = True
+    def _stop_timers(self) -> None:
         self._cancel_handshake_timer()
-        closed = self._end()
+
+    def _ended(self, closed: tuple[int, str] | None, exc: Exception | None) -> None:
         if closed is not None:
             self.emit(["close", self.owner, self.sid, *closed])
         self.host.session_finished(self)

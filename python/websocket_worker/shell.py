@@ -195,6 +195,13 @@ class Shell(asyncio.Protocol):
         if limit is not None and limit < HIGH_WATER:
             transport.set_write_buffer_limits(high=limit)  # so that pause_writing comes in time
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._stop_timers()
+        self._ended(self._end(), exc)
+
     def eof_received(self) -> bool | None:
         if self.core is not None:
             self.core.receive_eof()
@@ -209,6 +216,13 @@ class Shell(asyncio.Protocol):
         self._clear_stall()
 
     # For subclasses.
+
+    def _stop_timers(self) -> None:
+        """The connection is gone: cancel the side's own timers."""
+
+    def _ended(self, closed: tuple[int, str] | None, exc: Exception | None) -> None:
+        """Report the end: ``closed`` as :meth:`_end` returned it."""
+        raise NotImplementedError
 
     def _open(self, core: WebSocketCore, rest: bytes) -> None:
         """The handshake succeeded: frames from now on, starting with ``rest``."""
