@@ -16,6 +16,9 @@
  */
 "use strict";
 
+// Queued bytes from which a flush writes the frames one by one (corked) instead of joining them.
+const LARGE_WRITE_BYTES = 256 * 1024;
+
 const { encodeFrame, FrameDecoder } = require("./protocol");
 
 class EventChannel {
@@ -121,15 +124,29 @@ class EventChannel {
         this.flushScheduled = false;
         if (!this.closed && !this.blocked && this.queue.length > 0) {
             const queue = this.queue;
-            const data = queue.length === 1 ? queue[0] : Buffer.concat(queue, this.queuedBytes);
+            const total = this.queuedBytes;
             this.queue = [];
             this.queuedBytes = 0;
-            if (!this.stream.write(data)) {
+            if (!this._write(queue, total)) {
                 this.blocked = true;
                 this._watchStall(this._unsentBytes());
             }
         }
         if (this.writableWaiters.length > 0 && !this.congested) this._releaseWaiters();
+    }
+
+    /**
+     * One write for many small frames (joined: one syscall); frames with a large payload are
+     * written as they are, corked into one writev, not copied into a joined buffer.
+     */
+    _write(queue, total) {
+        if (queue.length === 1) return this.stream.write(queue[0]);
+        if (total < LARGE_WRITE_BYTES) return this.stream.write(Buffer.concat(queue, total));
+        this.stream.cork();
+        let ok = true;
+        for (const bytes of queue) ok = this.stream.write(bytes) && ok;
+        this.stream.uncork();
+        return ok;
     }
 
     /** While blocked, checks every stallTimeoutMs that the worker took something. */

@@ -59,7 +59,9 @@ const LIMITS = {
     undeclareTimeoutMs: 3000,
     // Bytes waiting for the event channel beyond which new data is refused (a stuck worker must
     // not grow Node-RED's memory); one message of any size still goes when less is waiting.
-    maxWaitingBytes: 64 * MiB,
+    // Room for bursts of large messages to a worker that takes them (16 MiB × 4 in flight
+    // overflowed 64 MiB in the benchmark); a worker that takes nothing is killed after stallTimeoutMs.
+    maxWaitingBytes: 256 * MiB,
     // A worker that takes nothing from its event channel for this long while data waits is stuck.
     stallTimeoutMs: 30000,
 };

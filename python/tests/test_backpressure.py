@@ -106,8 +106,9 @@ class Recorder:
 
 
 def test_accounting_pauses_over_a_window_and_resumes_under_half() -> None:
-    """Over flow_window messages or flow_window_bytes bytes outstanding every reader is paused;
-    acks resume them once both counts are under half their window."""
+    """Over flow_window messages, or flow_window_bytes bytes not counting the newest message,
+    outstanding every reader is paused; acks resume them once both counts are under half their
+    window (bytes again without the newest message)."""
     flow = FlowControl(window=4, window_bytes=100)
     reader = Recorder()
     flow.add(reader)
@@ -121,11 +122,18 @@ def test_accounting_pauses_over_a_window_and_resumes_under_half() -> None:
     assert not flow.paused and reader.calls == ["pause", "resume"]
     assert (flow.outstanding, flow.outstanding_bytes) == (1, 10)
 
-    flow.count(50)
-    flow.count(41)  # 101 bytes: over the byte window with 3 messages
+    flow.count(91)  # 101 bytes, but 10 before the newest: under the byte window
+    assert not flow.paused
+    flow.count(5)  # 101 before the newest: over
     assert flow.paused
-    flow.ack(2)  # the 10 and the 50: 41 bytes left, under half of 100
-    assert not flow.paused and flow.outstanding_bytes == 41
+    flow.ack(1)  # the 10: 91 before the newest, not under half of 100
+    assert flow.paused
+    flow.ack(1)  # the 91: the newest (5) alone is left
+    assert not flow.paused and flow.outstanding_bytes == 5
+    flow.count(200)  # one message larger than the window: the next may still be read
+    assert not flow.paused
+    flow.ack(2)
+    flow.count(7)
 
     late = Recorder()
     flow.configure({"flow_window": 1})  # 1 outstanding: not over
@@ -214,15 +222,16 @@ async def test_message_window_stops_reading_and_tcp_pushes_back() -> None:
 
 
 async def test_byte_window_stops_reading_likewise() -> None:
-    """Over flow_window_bytes of unacknowledged payload reading stops too; then all arrives."""
+    """Over flow_window_bytes of unacknowledged payload, not counting the newest message,
+    reading stops too; then all arrives."""
     window_bytes, size, count = 64 * 1024, 4096, 2000
     async with harnessed(FlowControl(window=10**6, window_bytes=window_bytes)) as harness:
         ws = await harness.connect()
         sender = Blast(ws, count, size)  # 8 MB
         await until(lambda: harness.flow.paused)
         await sender.assert_blocked()
-        assert len(harness.events.of("message")) == window_bytes // size + 1
-        assert harness.flow.outstanding_bytes == window_bytes + size
+        assert len(harness.events.of("message")) == window_bytes // size + 2
+        assert harness.flow.outstanding_bytes == window_bytes + 2 * size
         harness.acks.start()
         await asyncio.wait_for(sender.task, WAIT)
         await until(lambda: len(harness.events.of("message")) == count)
@@ -374,6 +383,25 @@ def short_stall(monkeypatch: pytest.MonkeyPatch) -> float:
     return 0.05
 
 
+async def small_buffered_session(
+    harness: Harness, sid: str, rcvbuf: int, request: bytes | None = None
+) -> socket.socket:
+    """A raw client socket with a small receive buffer, its server side adopted as ``sid`` with
+    a small send buffer (unsent bytes stay in the worker's transport), ``request`` (a plain
+    handshake by default) sent; open."""
+    loop = asyncio.get_running_loop()
+    peer = socket.socket()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    peer.setblocking(False)
+    await loop.sock_connect(peer, harness.listener.getsockname())
+    conn = await accept(harness.listener)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    harness.registry.adopt(1, sid, conn)
+    await loop.sock_sendall(peer, request or handshake_request("/ws"))
+    await harness.events.get("open", 1, sid)
+    return peer
+
+
 async def test_slow_session_is_dropped_and_broadcast_goes_on(short_stall: float) -> None:
     """A session whose peer stopped reading is dropped at write_limit (error, warn log, close
     1006) while a broadcast keeps serving the others without waiting."""
@@ -382,33 +410,25 @@ async def test_slow_session_is_dropped_and_broadcast_goes_on(short_stall: float)
         harness.acks.start()
         fast = await harness.connect(sid="fast")
         loop = asyncio.get_running_loop()
-        slow = socket.socket()
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.setblocking(False)
-        await loop.sock_connect(slow, harness.listener.getsockname())
-        conn = await accept(harness.listener)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
-        harness.registry.adopt(1, "slow", conn)
-        await loop.sock_sendall(slow, handshake_request("/ws"))  # then never reads
-        await harness.events.get("open", 1, "slow")
-        sent = 0
-        deadline = loop.time() + WAIT
-        while not harness.events.of("error") and loop.time() < deadline:
-            payload = bytes([sent % 256]) * (32 * 1024)
-            harness.registry.send(1, None, payload)
-            sent += 1
-            assert await asyncio.wait_for(fast.recv(), WAIT) == payload
-        assert await harness.events.get("error") == [
-            "error", 1, "slow", f"outgoing buffer over {limit} bytes: the peer is not reading",
-        ]  # fmt: skip
-        close = await harness.events.get("close", 1, "slow")
-        assert close == ["close", 1, "slow", 1006, "", "error"]
-        (log,) = harness.events.of("log")
-        assert log[1] == "warn" and log[2].startswith("/ws: a client stopped reading; dropped it")
-        harness.registry.send(1, None, "after the drop")
-        assert await asyncio.wait_for(fast.recv(), WAIT) == "after the drop"
-        assert list(harness.endpoint(1).sessions) == ["fast"]
-        slow.close()
+        with await small_buffered_session(harness, "slow", 4096):  # then never reads
+            sent = 0
+            deadline = loop.time() + WAIT
+            while not harness.events.of("error") and loop.time() < deadline:
+                payload = bytes([sent % 256]) * (32 * 1024)
+                harness.registry.send(1, None, payload)
+                sent += 1
+                assert await asyncio.wait_for(fast.recv(), WAIT) == payload
+            assert await harness.events.get("error") == [
+                "error", 1, "slow", f"outgoing buffer over {limit} bytes: the peer is not reading",
+            ]  # fmt: skip
+            close = await harness.events.get("close", 1, "slow")
+            assert close == ["close", 1, "slow", 1006, "", "error"]
+            (log,) = harness.events.of("log")
+            assert log[1] == "warn"
+            assert log[2].startswith("/ws: a client stopped reading; dropped it")
+            harness.registry.send(1, None, "after the drop")
+            assert await asyncio.wait_for(fast.recv(), WAIT) == "after the drop"
+            assert list(harness.endpoint(1).sessions) == ["fast"]
 
 
 async def test_message_larger_than_write_limit_reaches_a_reading_peer() -> None:
@@ -434,33 +454,24 @@ async def test_several_large_messages_in_flight_to_a_reading_peer_are_not_droppe
     async with harnessed(FlowControl(), write_limit=limit) as harness:
         harness.acks.start()
         loop = asyncio.get_running_loop()
-        reader = socket.socket()
-        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        reader.setblocking(False)
-        await loop.sock_connect(reader, harness.listener.getsockname())
-        conn = await accept(harness.listener)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)  # unsent bytes stay ours
-        harness.registry.adopt(1, "r", conn)
         client = SansIOClient("ws://localhost/ws", max_size=None)
-        await loop.sock_sendall(reader, client.outgoing())
-        await harness.events.get("open", 1, "r")
-        payloads = [bytes([n]) * (4 * limit) for n in range(4)]
+        with await small_buffered_session(harness, "r", 65536, client.outgoing()) as reader:
+            payloads = [bytes([n]) * (4 * limit) for n in range(4)]
 
-        async def read_slowly() -> None:
-            while len(client.frames) < len(payloads):
-                data = await asyncio.wait_for(loop.sock_recv(reader, 65536), WAIT)
-                assert data, f"dropped after {len(client.frames)} messages"
-                client.receive(data)
-                await asyncio.sleep(short_stall / 10)
+            async def read_slowly() -> None:
+                while len(client.frames) < len(payloads):
+                    data = await asyncio.wait_for(loop.sock_recv(reader, 65536), WAIT)
+                    assert data, f"dropped after {len(client.frames)} messages"
+                    client.receive(data)
+                    await asyncio.sleep(short_stall / 10)
 
-        reading = asyncio.ensure_future(read_slowly())
-        for payload in payloads:
-            harness.registry.send(1, "r", payload)
-            await asyncio.sleep(short_stall / 5)
-        await reading
-        assert [frame.data for frame in client.frames] == payloads
-        assert harness.events.of("error") == [] and harness.events.of("close") == []
-        reader.close()
+            reading = asyncio.ensure_future(read_slowly())
+            for payload in payloads:
+                harness.registry.send(1, "r", payload)
+                await asyncio.sleep(short_stall / 5)
+            await reading
+            assert [frame.data for frame in client.frames] == payloads
+            assert harness.events.of("error") == [] and harness.events.of("close") == []
 
 
 async def test_a_peer_taking_a_few_bytes_at_a_time_is_dropped(short_stall: float) -> None:
@@ -470,24 +481,16 @@ async def test_a_peer_taking_a_few_bytes_at_a_time_is_dropped(short_stall: float
     async with harnessed(FlowControl(), write_limit=limit) as harness:
         harness.acks.start()
         loop = asyncio.get_running_loop()
-        trickle = socket.socket()
-        trickle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        trickle.setblocking(False)
-        await loop.sock_connect(trickle, harness.listener.getsockname())
-        conn = await accept(harness.listener)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
-        harness.registry.adopt(1, "t", conn)
-        await loop.sock_sendall(trickle, handshake_request("/ws"))
-        await harness.events.get("open", 1, "t")
-        deadline = loop.time() + WAIT
-        while not harness.events.of("error") and loop.time() < deadline:
-            harness.registry.send(1, "t", b"\x00" * (32 * 1024))
-            with contextlib.suppress(BlockingIOError):
-                trickle.recv(16)  # a few bytes a turn
-            await asyncio.sleep(short_stall / 10)
-        assert (await harness.events.get("error", 1, "t"))[3].startswith("outgoing buffer over")
-        assert await harness.events.get("close", 1, "t") == ["close", 1, "t", 1006, "", "error"]
-        trickle.close()
+        with await small_buffered_session(harness, "t", 4096) as trickle:
+            deadline = loop.time() + WAIT
+            while not harness.events.of("error") and loop.time() < deadline:
+                harness.registry.send(1, "t", b"\x00" * (32 * 1024))
+                with contextlib.suppress(BlockingIOError):
+                    trickle.recv(16)  # a few bytes a turn
+                await asyncio.sleep(short_stall / 10)
+            assert (await harness.events.get("error", 1, "t"))[3].startswith("outgoing buffer over")
+            close = await harness.events.get("close", 1, "t")
+            assert close == ["close", 1, "t", 1006, "", "error"]
 
 
 async def test_slow_server_drops_the_client_connection_which_reconnects(

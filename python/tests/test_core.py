@@ -512,3 +512,29 @@ def test_message_in_pieces_is_the_same_message(payload: str | bytes) -> None:
     assert frame.data == data and frame.fin
     client.close()
     assert client.message_pieces(payload) == []
+
+
+def test_client_side_large_frames_whatever_the_cuts() -> None:
+    """On the client side a large payload is joined alone from the reads that hold it: any
+    split gives the same messages, the frames after it included."""
+    big = bytes(range(256)) * 1200  # 300 KiB: joined alone
+    wire = (
+        unmasked(0x2, big)
+        + unmasked(0x1, b"after")
+        + unmasked(0x2, big[::-1])
+        + unmasked(0x9, b"p")
+        + unmasked(0x1, "é".encode() * 140_000)
+    )
+    expected = [big, "after", big[::-1], Ping(b"p"), "é" * 140_000]
+    assert events(WebSocketCore(client=True), wire) == expected
+    rng = random.Random(3)
+    for _ in range(20):
+        core = WebSocketCore(client=True)
+        got: list[Any] = []
+        at = 0
+        while at < len(wire):
+            step = rng.choice([1, 7, 1000, 65536, 200_000])
+            got += events(core, wire[at : at + step])
+            at += step
+        assert got == expected
+        assert core.partial == 0

@@ -138,14 +138,12 @@ class ClientSession(Shell):
         if found is not None:
             self._response(*found)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.finished:
-            return
-        self.finished = True
+    def _stop_timers(self) -> None:
         self._stop_heartbeat()
+
+    def _ended(self, closed: tuple[int, str] | None, exc: Exception | None) -> None:
         if not self.opened.done():
             self.opened.set_exception(exc or ConnectionError("connection closed during handshake"))
-        closed = self._end()
         if not self.ended.done():
             self.ended.set_result(closed or (1006, ""))
 

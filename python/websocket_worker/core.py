@@ -73,6 +73,10 @@ OPEN = 0
 CLOSING = 1  # our close frame is sent; the peer's is awaited
 CLOSED = 2  # the closing handshake is over, or the connection failed: no frame in or out
 
+#: Frames from this size on are joined alone from the reads that hold them (client side, where
+#: the payload is not unmasked: one copy instead of two).
+TAKE_ALONE = 256 * 1024
+
 #: Bytes each fragment of a message counts against the size limit on top of its payload: what
 #: holding and checking one more fragment costs. 4 MiB in 64-byte fragments (Autobahn 9.3.1)
 #: counts 8 MiB; three million empty fragments count 183 MiB, over the default 100 MiB.
@@ -177,7 +181,7 @@ class WebSocketCore:
         # next step: a large frame arriving in many reads is copied once, not once per read).
         self._buf = b""
         self._pos = 0
-        self._more: list[bytes] = []
+        self._more: list[bytes] | None = None  # None, not [], while empty: less per connection
         self._more_len = 0
         self._need = 2  # bytes to have from _pos before parsing again
         self._eof = False
@@ -185,7 +189,7 @@ class WebSocketCore:
         self._frag_text = False
         self._frag_cost = 0
         self._utf8: codecs.IncrementalDecoder | None = None
-        self._out: list[bytes] = []
+        self._out: list[bytes] | None = None
 
     # Input.
 
@@ -197,7 +201,11 @@ class WebSocketCore:
             self._buf = data  # nothing left over: parse straight from the read, no copy
             self._pos = 0
             return
-        self._more.append(data)
+        more = self._more
+        if more is None:
+            self._more = [data]
+        else:
+            more.append(data)
         self._more_len += len(data)
 
     def receive_eof(self) -> None:
@@ -211,10 +219,12 @@ class WebSocketCore:
             pos = self._pos
             available = len(buf) - pos
             if available < self._need:
-                if self._more and available + self._more_len >= self._need:
+                if not self._more or available + self._more_len < self._need:
+                    return self._starved()
+                if not (self.client and self._need >= TAKE_ALONE):
                     self._gather()
                     continue
-                return self._starved()
+                # A large unmasked payload is joined alone, below: the header is in _buf.
             first = buf[pos]
             second = buf[pos + 1]
             # A whole text or binary frame outside a fragmented message, no RSV bits, the mask
@@ -252,10 +262,14 @@ class WebSocketCore:
             if self.client:
                 start = pos + header
                 end = start + length
-                if len(buf) < end:
+                if len(buf) >= end:
+                    payload = buf[start:end]
+                elif len(buf) + self._more_len >= end and end - pos >= TAKE_ALONE:
+                    payload = self._take(start, end)  # one copy, not a join and then a slice
+                    end = 0  # _take made the rest the new buffer
+                else:
                     self._need = end - pos
                     continue
-                payload = buf[start:end]
             else:
                 start = pos + header + 4
                 end = start + length
@@ -287,11 +301,33 @@ class WebSocketCore:
         pieces: list[bytes | memoryview] = []
         if self._pos < len(self._buf):
             pieces.append(memoryview(self._buf)[self._pos :])
-        pieces.extend(self._more)
+        pieces.extend(self._more or ())
         self._buf = b"".join(pieces)
         self._pos = 0
-        self._more = []
+        self._more = None
         self._more_len = 0
+
+    def _take(self, start: int, end: int) -> bytes:
+        """``_buf[start:end]`` where ``end`` lies in the reads in ``_more``: joined in one copy;
+        what follows it becomes the buffer."""
+        pieces: list[bytes | memoryview] = [memoryview(self._buf)[start:]]
+        missing = end - len(self._buf)
+        more = self._more or []
+        rest: list[bytes | memoryview] = []
+        for index, chunk in enumerate(more):
+            if len(chunk) < missing:
+                pieces.append(chunk)
+                missing -= len(chunk)
+                continue
+            pieces.append(memoryview(chunk)[:missing])
+            if missing < len(chunk):
+                rest.append(memoryview(chunk)[missing:])
+            rest.extend(more[index + 1 :])
+            break
+        payload = b"".join(pieces)
+        self._buf = b"".join(rest)
+        self._more, self._more_len = None, 0
+        return payload
 
     def _starved(self) -> Event | None:
         """Not enough bytes for the next step: wait, or end (EOF). Once closed, the buffers are
@@ -361,7 +397,7 @@ class WebSocketCore:
 
     def ping(self, data: bytes = b"") -> None:
         if self.state is OPEN:
-            self._out.append(control_frame(PING, data, masked=self.client))
+            self._queue(control_frame(PING, data, masked=self.client))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (nothing once it has started)."""
@@ -372,10 +408,16 @@ class WebSocketCore:
     def data_to_send(self) -> list[bytes]:
         """Bytes the core wants written (pongs, close frames); b"" means: send EOF now."""
         out = self._out
-        if not out:
-            return out
-        self._out = []
+        if out is None:
+            return []
+        self._out = None
         return out
+
+    def _queue(self, data: bytes) -> None:
+        if self._out is None:
+            self._out = [data]
+        else:
+            self._out.append(data)
 
     @property
     def partial(self) -> int:
@@ -439,7 +481,7 @@ class WebSocketCore:
     def _control_frame(self, opcode: int, payload: bytes) -> Event | None:
         if opcode == PING:
             if self.state is OPEN:
-                self._out.append(control_frame(PONG, payload, masked=self.client))
+                self._queue(control_frame(PONG, payload, masked=self.client))
             return Ping(payload)
         if opcode == PONG:
             return Pong(payload)
@@ -459,13 +501,13 @@ class WebSocketCore:
         self.close_received = True
         if self.state is OPEN:
             # Echo the peer's close (RFC 6455 5.5.1); a message under way is abandoned.
-            self._out.append(control_frame(CLOSE, payload, masked=self.client))
+            self._queue(control_frame(CLOSE, payload, masked=self.client))
             self.close_sent = True
         self._end(code, reason)
         return Closed(code, reason, True)
 
     def _send_close(self, code: int, reason: str) -> None:
-        self._out.append(close_frame(code, reason, masked=self.client))
+        self._queue(close_frame(code, reason, masked=self.client))
         self.close_sent = True
 
     def _fail(self, code: int, reason: str, text: str | None = None) -> Failed:
@@ -491,7 +533,7 @@ class WebSocketCore:
         self.close_code = code
         self.close_reason = reason
         self._buf, self._pos = b"", 0
-        self._more, self._more_len = [], 0
+        self._more, self._more_len = None, 0
         self._frag = self._utf8 = None
         if not self.client and not self._eof:
-            self._out.append(b"")  # a server closes TCP first (RFC 6455 7.1.1)
+            self._queue(b"")  # a server closes TCP first (RFC 6455 7.1.1)

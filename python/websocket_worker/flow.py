@@ -2,7 +2,9 @@
 
 One :class:`FlowControl` per worker counts the ``message`` events emitted and their payload bytes;
 ``["ack", count]`` from Node subtracts what Node-RED has delivered. While more than ``window``
-messages or ``window_bytes`` bytes are outstanding the flow is *paused*: every registered
+messages, or more than ``window_bytes`` bytes not counting the newest message, are outstanding
+the flow is *paused*: what Node-RED holds stays under the byte window plus two messages, and one
+message larger than the window does not keep the next from being read meanwhile. Every registered
 :class:`Reader` (listener sessions, on their transports or, when relayed, with ``stream_pause`` to
 Node) stops reading, and client connections stop taking messages from their websockets connection
 (see :meth:`FlowControl.wait`). Once both counts are under half their window, it resumes.
@@ -98,7 +100,9 @@ class FlowControl:
         self.sent += 1
         self.sent_bytes += size
         self._marks.append(self.sent_bytes)
-        if self.sent > self._limit or self.sent_bytes > self._limit_bytes:
+        # The byte window leaves out the newest message: one larger than the window does not
+        # stop the next from being read while Node-RED handles it.
+        if self.sent > self._limit or self.sent_bytes - size > self._limit_bytes:
             self._pause()
 
     # Commands.
@@ -155,15 +159,21 @@ class FlowControl:
 
     # Internals.
 
+    def _bytes_before_newest(self) -> int:
+        """``sent_bytes`` before the newest outstanding message (what the byte window counts)."""
+        marks = self._marks
+        return marks[-2] if len(marks) - self._head >= 2 else self.acked_bytes
+
     def _update(self) -> None:
         self._limit = self.acked + self.window
         self._limit_bytes = self.acked_bytes + self.window_bytes
+        counted_bytes = self._bytes_before_newest()
         if not self.paused:
-            if self.sent > self._limit or self.sent_bytes > self._limit_bytes:
+            if self.sent > self._limit or counted_bytes > self._limit_bytes:
                 self._pause()
         elif (
             2 * (self.sent - self.acked) < self.window
-            and 2 * (self.sent_bytes - self.acked_bytes) < self.window_bytes
+            and 2 * (counted_bytes - self.acked_bytes) < self.window_bytes
         ):
             self._resume()
 

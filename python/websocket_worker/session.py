@@ -86,7 +86,7 @@ class ServerSession(Shell):
         #: Open without extensions: a broadcast's frame, encoded once, fits this session.
         self.plain = False
         self.opened = False
-        self._preface = (request, head)
+        self._preface: tuple[bytes, bytes] | None = (request, head)
         self._reader: RequestReader | None = None  # the request still to be read from the socket
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._by: str | None = None  # who ended it, once known (CLOSED_BY)
@@ -171,8 +171,8 @@ class ServerSession(Shell):
         if timeout:
             loop = asyncio.get_running_loop()
             self._handshake_timer = loop.call_later(timeout, self._handshake_timed_out)
-        request, head = self._preface
-        self._preface = (b"", b"")
+        request, head = self._preface or (b"", b"")
+        self._preface = None
         if request:
             self._handshake(request, head)  # answered before any frame in head is read
         else:
@@ -199,15 +199,13 @@ class ServerSession(Shell):
             self._reader = None
             self._handshake(*found)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.finished:
-            return
-        self.finished = True
+    def _stop_timers(self) -> None:
         self._cancel_handshake_timer()
-        closed = self._end()
+
+    def _ended(self, closed: tuple[int, str] | None, exc: Exception | None) -> None:
         if closed is not None:
             by = self._by or "client"
-            if by == "limit":  # our close frame's code, though we hung up at once
+            if by == "limit":  # our close frame's code (the client's input was cut after it)
                 closed = 1008, f"message rate over {self.host.options.max_rate:g}/s"
             self.emit(["close", self.owner, self.sid, *closed, by])
         self.host.session_finished(self)

@@ -116,7 +116,7 @@ class Shell(asyncio.Protocol):
         self._stall: tuple[float, int, asyncio.TimerHandle] | None = None
         self._dropped = False  # dropped by us (not reading, no heartbeat): close 1006
         self._closing_timer: asyncio.TimerHandle | None = None
-        self._out: list[bytes] = []
+        self._out: list[bytes] | None = None  # frames a batch holds back (None while none)
 
     # Hooks.
 
@@ -195,6 +195,13 @@ class Shell(asyncio.Protocol):
         if limit is not None and limit < HIGH_WATER:
             transport.set_write_buffer_limits(high=limit)  # so that pause_writing comes in time
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._stop_timers()
+        self._ended(self._end(), exc)
+
     def eof_received(self) -> bool | None:
         if self.core is not None:
             self.core.receive_eof()
@@ -209,6 +216,13 @@ class Shell(asyncio.Protocol):
         self._clear_stall()
 
     # For subclasses.
+
+    def _stop_timers(self) -> None:
+        """The connection is gone: cancel the side's own timers."""
+
+    def _ended(self, closed: tuple[int, str] | None, exc: Exception | None) -> None:
+        """Report the end: ``closed`` as :meth:`_end` returned it."""
+        raise NotImplementedError
 
     def _open(self, core: WebSocketCore, rest: bytes) -> None:
         """The handshake succeeded: frames from now on, starting with ``rest``."""
@@ -306,9 +320,12 @@ class Shell(asyncio.Protocol):
         """Write now, or, inside a :class:`WriteBatch`, once for the whole batch."""
         batch = self.batch
         if batch.active:
-            if not self._out:
+            out = self._out
+            if out is None:
+                self._out = [data]
                 batch.dirty.append(self)
-            self._out.append(data)
+            else:
+                out.append(data)
             return
         transport = self.transport
         if transport is not None and not transport.is_closing():
@@ -319,7 +336,7 @@ class Shell(asyncio.Protocol):
 
     def write_out(self) -> None:
         """Write what a batch queued, in one piece."""
-        out, self._out = self._out, []
+        out, self._out = self._out, None
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
             if self._writes_paused and self._over_write_limit(transport):

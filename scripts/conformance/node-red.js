@@ -11,6 +11,7 @@ const path = require("path");
 const WebSocket = require("ws");
 const { freePort, linkedUserDir, ROOT } = require("../../test/lib/node-red-process");
 const processes = require("./processes");
+const { adminRequest } = require("../../test/lib/admin-api");
 
 class NodeRed {
     constructor(settings = "") {
@@ -51,17 +52,8 @@ class NodeRed {
         return (this.child ? this.child.output : "").trim().split("\n").slice(-lines).join("\n");
     }
 
-    async api(method, urlPath, body, headers = {}) {
-        const response = await fetch(`http://127.0.0.1:${this.port}${urlPath}`, {
-            method,
-            headers: Object.assign({ "Content-Type": "application/json", Accept: "application/json" }, headers),
-            body: body === undefined ? undefined : JSON.stringify(body),
-            signal: AbortSignal.timeout(60000),
-        });
-        const text = await response.text();
-        let parsed = text;
-        try { parsed = text ? JSON.parse(text) : null; } catch (_) { /* not JSON */ }
-        return { status: response.status, body: parsed };
+    api(method, urlPath, body, headers = {}) {
+        return adminRequest(this.port, method, urlPath, body, headers);
     }
 
     /** type "full" restarts every node; "nodes" only the changed ones (and those using them). */

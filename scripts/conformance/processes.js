@@ -7,44 +7,10 @@
 "use strict";
 
 const childProcess = require("child_process");
-const fs = require("fs");
+const { cpuSeconds, childPids } = require("../../bench/lib/proc");
+const { alive } = require("../../test/lib/node-red-process");
 
 const live = new Set();
-
-function alive(pid) {
-    try {
-        process.kill(pid, 0);
-        return true;
-    } catch (_) {
-        return false;
-    }
-}
-
-function childPids(pid) {
-    try {
-        return childProcess.execFileSync("pgrep", ["-P", String(pid)]).toString().trim()
-            .split(/\s+/).filter(Boolean).map(Number);
-    } catch (_) {
-        return [];
-    }
-}
-
-let clockTicks = 100;
-try {
-    clockTicks = Number(childProcess.execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
-} catch (_) { /* keep the usual 100 */ }
-
-/** CPU seconds (user + system) of a process from /proc (Linux), or null when it is gone. */
-function cpuSeconds(pid) {
-    let stat;
-    try {
-        stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch (_) {
-        return null;
-    }
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-}
 
 /**
  * Samples the CPU time of named processes every second; `roles()` returns {name: [pids]}.

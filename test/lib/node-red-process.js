@@ -14,6 +14,7 @@ const os = require("os");
 const path = require("path");
 const WebSocket = require("ws");
 const { waitFor, ms } = require("./harness");
+const { adminRequest } = require("./admin-api");
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -68,16 +69,8 @@ class NodeRedProcess {
         return this;
     }
 
-    async api(method, urlPath, body, headers = {}) {
-        const response = await fetch(`http://127.0.0.1:${this.port}${urlPath}`, {
-            method,
-            headers: Object.assign({ "Content-Type": "application/json", Accept: "application/json" }, headers),
-            body: body === undefined ? undefined : JSON.stringify(body),
-        });
-        const text = await response.text();
-        let parsed = text;
-        try { parsed = text ? JSON.parse(text) : null; } catch (_) { /* not JSON */ }
-        return { status: response.status, body: parsed };
+    api(method, urlPath, body, headers = {}) {
+        return adminRequest(this.port, method, urlPath, body, headers);
     }
 
     /** Deploys nodes (tab added) with the given deployment type; returns the nodes deployed. */
