@@ -14,7 +14,8 @@
  *     events give it a second output), the listener's Connections and Security (the rows of each
  *     authentication kind), and a JWT secret typed in stays out of the flow JSON.
  *
- * Screenshots (palette, import-examples, dialog-in, dialog-out, dialog-listener, dialog-client) go
+ * Screenshots (palette, import-examples, dialog-in, dialog-out, dialog-listener, dialog-client,
+ * dialog-listener-sections) go
  * to $SCREENSHOTS_DIR, which `npm run screenshots` sets to docs/images/ for the README.
  */
 "use strict";
