@@ -418,6 +418,11 @@ const commands = {
      */
     async connscale({ url, n, concurrency, pids, settleMs, liveHeapUrl }) {
         const liveHeap = async () => (await (await fetch(liveHeapUrl)).json()).bytes;
+        // A first round of connections, closed and settled, so that what the first connection of
+        // a process allocates once (code, caches) is not counted per connection.
+        const warm = await connectAll(url, Math.min(200, n), concurrency, () => {});
+        await closeAll(warm.sockets, 30000);
+        await new Promise((resolve) => setTimeout(resolve, settleMs));
         const before = snapshot(pids); // RSS first: the collection for the live figure shrinks it
         const heapBefore = await liveHeap();
         const window = openWindow(pids);
