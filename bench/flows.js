@@ -17,6 +17,7 @@ const TO_OURS = {
 
 const PATHS = { echo: "/bench/echo", fanout: "/bench/fanout", trigger: "/bench/trigger", idle: "/bench/idle" };
 const COUNT_URL = "/bench/count";
+const LIVE_HEAP_URL = "/bench/live-heap";
 const LARGE_COUNT_URL = "/bench/large-count";
 
 function id() {
@@ -81,11 +82,15 @@ function broadcastFlow() {
     return [t, fan, trig, out, burst, wsIn(t.id, trig, [burst.id])];
 }
 
-/** Scenario 4: a listener on /bench/idle with an in node; the clients only connect. */
+/**
+ * Scenario 4: a listener on /bench/idle with an in node; the clients only connect. GET
+ * /bench/live-heap answers Node-RED's heap in use after a full collection (bench/lib/node-red.js).
+ */
 function idleFlow() {
     const t = tab("bench idle");
     const l = listener(PATHS.idle);
-    return [t, l, wsIn(t.id, l)];
+    return [t, l, wsIn(t.id, l), ...getEndpoint(t.id, LIVE_HEAP_URL, "live heap",
+        "msg.payload = { bytes: global.get(\"liveHeapBytes\")() };\nreturn msg;")];
 }
 
 /** A tab with a client connection to `url`, its out node, and a function (lines) wired to it. */
@@ -113,15 +118,19 @@ function ingestFlow(url, total) {
     return [t, c, wsIn(t.id, c, [counter.id]), counter, out, ...countEndpoint(t.id, COUNT_URL, "benchCount")];
 }
 
-/** GET `url` answers {count} from the flow context variable `key`. */
-function countEndpoint(z, url, key) {
+/** GET `url` answers what the function `func` puts in msg.payload. */
+function getEndpoint(z, url, name, func) {
     const response = { id: id(), type: "http response", z, name: "", statusCode: "", headers: {}, x: 600,
         y: 200, wires: [] };
-    const report = fn(z, "report count", `msg.payload = { count: flow.get("${key}") || 0 };\nreturn msg;`,
-        [response.id]);
+    const report = fn(z, name, func, [response.id]);
     const httpIn = { id: id(), type: "http in", z, name: "", url, method: "get", upload: false,
         swaggerDoc: "", x: 200, y: 200, wires: [[report.id]] };
     return [httpIn, report, response];
+}
+
+/** GET `url` answers {count} from the flow context variable `key`. */
+function countEndpoint(z, url, key) {
+    return getEndpoint(z, url, "report count", `msg.payload = { count: flow.get("${key}") || 0 };\nreturn msg;`);
 }
 
 /**
@@ -168,4 +177,5 @@ function toOurs(nodes) {
 }
 
 module.exports = { echoFlow, broadcastFlow, idleFlow, ingestFlow, largeClientFlow, toOurs, PATHS, COUNT_URL,
+    LIVE_HEAP_URL,
     LARGE_COUNT_URL, TO_OURS };

@@ -412,9 +412,19 @@ const commands = {
         return result;
     },
 
-    /** Scenario 4: n idle connections, `concurrency` handshakes at a time; memory per connection. */
-    async connscale({ url, n, concurrency, pids, settleMs }) {
-        const before = snapshot(pids);
+    /**
+     * Scenario 4: n idle connections, `concurrency` handshakes at a time; memory per connection,
+     * as RSS growth and as Node-RED's live heap after a full collection (liveHeapUrl).
+     */
+    async connscale({ url, n, concurrency, pids, settleMs, liveHeapUrl }) {
+        const liveHeap = async () => (await (await fetch(liveHeapUrl)).json()).bytes;
+        // A first round of connections, closed and settled, so that what the first connection of
+        // a process allocates once (code, caches) is not counted per connection.
+        const warm = await connectAll(url, Math.min(200, n), concurrency, () => {});
+        await closeAll(warm.sockets, 30000);
+        await new Promise((resolve) => setTimeout(resolve, settleMs));
+        const before = snapshot(pids); // RSS first: the collection for the live figure shrinks it
+        const heapBefore = await liveHeap();
         const window = openWindow(pids);
         let closedEarly = 0;
         let open = false;
@@ -427,8 +437,9 @@ const commands = {
             errors: connected.errors });
         await new Promise((resolve) => setTimeout(resolve, settleMs));
         const after = snapshot(pids);
+        const heapAfter = await liveHeap();
         Object.assign(result, { rssMainBefore: before.mainRss, rssAllBefore: before.allRss,
-            rssMainAfter: after.mainRss, rssAllAfter: after.allRss, closedEarly });
+            rssMainAfter: after.mainRss, rssAllAfter: after.allRss, heapBefore, heapAfter, closedEarly });
         open = false;
         const closed = await closeAll(connected.sockets, 30000);
         result.closeSeconds = closed.seconds;

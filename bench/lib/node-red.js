@@ -36,10 +36,13 @@ class NodeRed {
         fs.writeFileSync(settings,
             `module.exports = { uiHost: "127.0.0.1", uiPort: ${this.port}, flowFile: "flows.json", ` +
             "credentialSecret: false, logging: { console: { level: \"warn\", metrics: false, audit: false } }, " +
+            // Live memory for the connection-scale figure: a full collection, then the heap in use.
+            "functionGlobalContext: { liveHeapBytes: () => { global.gc(); global.gc(); " +
+            "const m = process.memoryUsage(); return m.heapUsed + m.external; } }, " +
             `${this.options.settings || ""} };\n`);
         const env = Object.assign({}, process.env, this.options.env || {});
         // BENCH_NODE_FLAGS: flags for Node-RED's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-        const nodeFlags = (process.env.BENCH_NODE_FLAGS || "").split(/\s+/).filter(Boolean);
+        const nodeFlags = ["--expose-gc"].concat((process.env.BENCH_NODE_FLAGS || "").split(/\s+/).filter(Boolean));
         const args = nodeFlags.concat([require.resolve("node-red/red.js"), "-u", this.userDir, "-s", settings]);
         if (this.options.fileLimit) {
             const quoted = [process.execPath].concat(args).map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");

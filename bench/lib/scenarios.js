@@ -7,7 +7,7 @@
  */
 "use strict";
 
-const { PATHS, COUNT_URL } = require("../flows");
+const { PATHS, COUNT_URL, LIVE_HEAP_URL } = require("../flows");
 const { rssBytes } = require("./proc");
 const { LARGE_SCENARIOS, BUDGETS, largeFigureDefs } = require("./large");
 
@@ -118,11 +118,16 @@ const SCENARIOS = {
             { key: "connRate", label: "connection scale connects/s", better: "higher" },
             { key: "connMemAll", label: "memory per connection Node-RED+worker (KiB)", better: "lower" },
             { key: "connMemMain", label: "memory per connection Node-RED alone (KiB)", better: "lower" },
+            { key: "connLiveAll", label: "live memory per connection: NR heap after GC + worker RSS (KiB)",
+                better: "lower" },
+            { key: "connLiveMain", label: "live memory per connection: NR heap after GC (KiB)", better: "lower" },
             { key: "connCpuAll", label: "connect CPU Node-RED+worker (µs/connection)", better: "lower" },
         ],
-        async run({ loadgen, wsBase, size, pids }) {
+        async run({ loadgen, wsBase, size, pids, nr }) {
+            // Settle past Node-RED's own hold on every upgraded socket (inboundWebSocketTimeout,
+            // 5 s: a timer per socket that keeps it, handed over or not, until it fires).
             const r = await loadgen("connscale", { url: wsBase + PATHS.idle, n: size.n, concurrency: CONCURRENCY, pids,
-                settleMs: 1500 });
+                settleMs: 6000, liveHeapUrl: `http://127.0.0.1:${nr.port}${LIVE_HEAP_URL}` });
             const problems = [];
             if (r.failures) problems.push(`${r.failures} of ${size.n} connects failed: ${JSON.stringify(r.errors)}`);
             if (r.closedEarly) problems.push(`${r.closedEarly} idle connections closed by the server`);
@@ -132,6 +137,9 @@ const SCENARIOS = {
                 connRate: n ? n / r.seconds : null,
                 connMemAll: n ? (r.rssAllAfter - r.rssAllBefore) / n / 1024 : null,
                 connMemMain: n ? (r.rssMainAfter - r.rssMainBefore) / n / 1024 : null,
+                connLiveMain: n ? (r.heapAfter - r.heapBefore) / n / 1024 : null,
+                connLiveAll: n ? ((r.heapAfter - r.heapBefore) + (r.rssAllAfter - r.rssAllBefore) -
+                    (r.rssMainAfter - r.rssMainBefore)) / n / 1024 : null,
                 connCpuAll: perUnit(r.cpuAll, n),
             } };
         },

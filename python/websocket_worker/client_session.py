@@ -122,12 +122,7 @@ class ClientSession(Shell):
         self._handshake = protocol
         self._write_all(protocol.data_to_send())
 
-    def data_received(self, data: bytes) -> None:
-        core = self.core
-        if core is not None:
-            core.receive_data(data)
-            self._drain()
-            return
+    def _handshake_data(self, data: bytes) -> None:
         if self._handshake is None or self.opened.done():
             return
         try:

@@ -178,14 +178,9 @@ class ServerSession(Shell):
         else:
             self._reader = RequestReader()
             if head:
-                self.data_received(head)
+                self._handshake_data(head)
 
-    def data_received(self, data: bytes) -> None:
-        core = self.core
-        if core is not None:
-            core.receive_data(data)
-            self._drain()
-            return
+    def _handshake_data(self, data: bytes) -> None:
         reader = self._reader
         if reader is None:
             return  # the handshake was refused: the connection is closing

@@ -195,6 +195,14 @@ class Shell(asyncio.Protocol):
         if limit is not None and limit < HIGH_WATER:
             transport.set_write_buffer_limits(high=limit)  # so that pause_writing comes in time
 
+    def data_received(self, data: bytes) -> None:
+        core = self.core
+        if core is not None:
+            core.receive_data(data)
+            self._drain()
+        else:
+            self._handshake_data(data)
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.finished:
             return
@@ -216,6 +224,10 @@ class Shell(asyncio.Protocol):
         self._clear_stall()
 
     # For subclasses.
+
+    def _handshake_data(self, data: bytes) -> None:
+        """Bytes that came before the connection opened: the side's handshake."""
+        raise NotImplementedError
 
     def _stop_timers(self) -> None:
         """The connection is gone: cancel the side's own timers."""
