@@ -11,6 +11,7 @@ module.exports = function (RED) {
     const { followStatus } = require("./lib/status");
     const { toWireData, replySessionOf } = require("./lib/messages");
     const { closeRequestOf } = require("./lib/close-request");
+    const { clientActionOf } = require("./lib/client-action");
 
     const bridge = getBridge();
     bridge.configure({ settings: RED.settings, log: RED.log, translate: RED._ });
@@ -46,8 +47,8 @@ module.exports = function (RED) {
     function WebSocketInNode(n) {
         RED.nodes.createNode(this, n);
         const node = this;
-        // "send connection events" (listen mode): a second output for connect / disconnect / error.
-        node.events = n.events === true && !n.client;
+        // "send connection events": a second output for connect / disconnect / error.
+        node.events = n.events === true;
         node.serverConfig = configOf(node, n);
         if (node.serverConfig) {
             followStatus(RED, node, node.serverConfig);
@@ -75,11 +76,27 @@ module.exports = function (RED) {
         followStatus(RED, node, node.serverConfig);
         node.serverConfig.addUser(node);
 
-        /** msg.action: "close" closes a session (msg._session) or every session of the listener. */
+        /**
+         * msg.action. Connect mode: "connect", "disconnect", "reconnect" (client-action.js).
+         * Listen mode: "close" closes a session (msg._session) or every session of the listener.
+         */
         function action(msg, config, done) {
             let request;
+            if (!config.isServer) {
+                try {
+                    request = clientActionOf(msg, RED._);
+                } catch (err) {
+                    done(err);
+                    return;
+                }
+                if (config.clientAction(request) === "not-ready") {
+                    node.debug(RED._("websocket.log.client-action-later", { action: request.action }));
+                }
+                done();
+                return;
+            }
             try {
-                request = closeRequestOf(msg, config.isServer, RED._);
+                request = closeRequestOf(msg, RED._);
             } catch (err) {
                 done(err);
                 return;

@@ -47,6 +47,10 @@ const EVENTS = {
         const handler = bridge._handler(id);
         if (handler) handler.error(sid ?? null, String(text));
     }],
+    client_state: [3, (bridge, id, state, info) => {
+        const handler = bridge._handler(id);
+        if (handler && handler.clientState) handler.clientState(String(state), info || {});
+    }],
     listening: [1, (bridge, id) => bridge._listening(id)],
     closed: [1, (bridge, id) => bridge.owners.closed(id)],
     stream_data: [2, (bridge, sid, data) => bridge.relay.data(sid, data)],
@@ -141,6 +145,20 @@ class Bridge {
     closeSession(id, sid, code, reason) {
         if (!this.worker.isReady() || !this.owners.get(id)) return "not-ready";
         this.worker.send(["close_session", id, sid, code, reason]);
+        return "sent";
+    }
+
+    /**
+     * A flow's action on client connection id ("connect", "disconnect", "reconnect"; options: the
+     * new `connect` options, or null to keep the current ones). declared: the options a new worker
+     * gets for it from now on. Returns "sent", or "not-ready" (the next worker gets `declared`).
+     */
+    clientAction(id, action, options, declared) {
+        const owner = this.owners.get(id);
+        if (!owner) return "not-ready";
+        owner.options = declared;
+        if (!this.worker.isReady()) return "not-ready";
+        this.worker.send(["client_action", id, action, options]);
         return "sent";
     }
 

@@ -1,7 +1,8 @@
 /**
  * What a client connection sends in its opening handshake, from its config node: the upgrade
- * headers exactly as core 4.x builds them, an Authorization header from the node's credentials
- * (never stored in the flow JSON), and the TLS options of its tls-config node.
+ * headers exactly as core 4.x builds them, an Origin header from the node's Origin field, an
+ * Authorization header from the node's credentials (never stored in the flow JSON), the headers
+ * of a `connect` action on top, and the TLS options of its tls-config node.
  */
 "use strict";
 
@@ -9,7 +10,16 @@ function textOf(value) {
     return Buffer.isBuffer(value) ? value.toString() : value;
 }
 
-/** Upgrade headers as [name, value] pairs; credentials replace an Authorization from the list. */
+/** headers with `extra` ([name, value] pairs) replacing those of the same names (any case). */
+function withHeaders(headers, extra) {
+    const names = new Set(extra.map(([name]) => name.toLowerCase()));
+    return headers.filter(([name]) => !names.has(name.toLowerCase())).concat(extra);
+}
+
+/**
+ * Upgrade headers as [name, value] pairs: the list, then the Origin field and the credentials'
+ * Authorization, each replacing an entry of the list with its name.
+ */
 function upgradeHeaders(RED, node, props) {
     const headers = [];
     for (const header of props.headers || []) {
@@ -29,12 +39,11 @@ function upgradeHeaders(RED, node, props) {
             headers.push([name, String(value)]);
         }
     }
+    const own = [];
+    if (props.origin) own.push(["Origin", props.origin]);
     const authorization = authorizationOf(props.authType, node.credentials);
-    if (authorization) {
-        return headers.filter(([name]) => name.toLowerCase() !== "authorization")
-            .concat([["Authorization", authorization]]);
-    }
-    return headers;
+    if (authorization) own.push(["Authorization", authorization]);
+    return withHeaders(headers, own);
 }
 
 function authorizationOf(authType, credentials = {}) {
@@ -65,4 +74,4 @@ function tlsOptions(RED, tlsId) {
     };
 }
 
-module.exports = { upgradeHeaders, tlsOptions };
+module.exports = { upgradeHeaders, withHeaders, tlsOptions };

@@ -1,5 +1,5 @@
 /**
- * `msg.action = "close"` on `py-websocket out` (as MQTT's and, later, the client's actions):
+ * `msg.action = "close"` on `py-websocket out` in listen mode (as MQTT's and the client's actions):
  * the close code and reason a flow asks for, checked before anything is sent. With `_session`
  * one client is closed, without it every client of the listener; the caller does that.
  */
@@ -9,14 +9,13 @@ const MAX_REASON_BYTES = 123; // a close frame's payload is at most 125 bytes, 2
 
 /**
  * {code, reason} of a close request; throws an Error saying what is wrong (an unknown action,
- * a client connection, a code other than 1000 or 3000-4999, a reason that is not a string or
- * is over 123 bytes). translate is RED._.
+ * a code other than 1000 or 3000-4999, a reason that is not a string or is over 123 bytes).
+ * translate is RED._.
  */
-function closeRequestOf(msg, isServer, translate) {
+function closeRequestOf(msg, translate) {
     if (msg.action !== "close") {
-        throw new Error(translate("websocket.errors.bad-action", { action: String(msg.action) }));
+        throw new Error(translate("websocket.errors.bad-action", { action: JSON.stringify(msg.action), actions: '"close"' }));
     }
-    if (!isServer) throw new Error(translate("websocket.errors.close-client"));
     const code = msg.code === undefined || msg.code === null ? 1000 : msg.code;
     if (!Number.isInteger(code) || !(code === 1000 || (code >= 3000 && code <= 4999))) {
         throw new Error(translate("websocket.errors.bad-close-code", { code: String(code) }));

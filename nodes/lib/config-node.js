@@ -12,8 +12,11 @@
  *   reply(sid, data) -> "sent" | "ignored" | "busy"   listener: to that session only (ignored once
  *     it is gone); client: ignored, so an in -> out wire cannot loop (as core)
  *   closeSessions(sid or null, code, reason) -> "sent" | "gone" | "not-ready"   listener only
+ *   clientAction(request) -> "sent" | "not-ready"   client only: a flow's connect / disconnect /
+ *     reconnect (client-action.js)
  *   whyGone(sid) -> {code, reason, by, error} | null   listener only: a session that went lately
- *   events "opened" and "closed" {count, id}, "session-error" {err, id}, "worker" {state, detail}
+ *   events "opened" {count, id, url?} and "closed" {count, id}, "session-error" {err, id},
+ *     "worker" {state, detail}; a client's also "client-state" {state, delay, gaveUp, url}
  *   in nodes whose `events` is true also get connection events on their second output
  *
  * ("session-error", not core's "erro": an EventEmitter "error" event without a listener throws.
@@ -38,7 +41,7 @@ function configNodeType(RED, bridge) {
         this._eventNodes = [];
         this._users = new Set();
         this.setMaxListeners(0);
-        this.role = props.isServer ? new Listener(this, RED, bridge, n) : new ClientConnection(this, RED, bridge, props);
+        this.role = props.isServer ? new Listener(this, RED, bridge, n) : new ClientConnection(this, RED, bridge, props, n);
         this.on("close", (done) => {
             this._inputNodes = [];
             this._eventNodes = [];
@@ -76,6 +79,10 @@ function configNodeType(RED, bridge) {
 
     WebSocketConfigNode.prototype.closeSessions = function (sid, code, reason) {
         return this.role.closeSessions ? this.role.closeSessions(sid, code, reason) : "not-ready";
+    };
+
+    WebSocketConfigNode.prototype.clientAction = function (request) {
+        return this.role.clientAction ? this.role.clientAction(request) : "not-ready";
     };
 
     WebSocketConfigNode.prototype.whyGone = function (sid) {

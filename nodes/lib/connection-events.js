@@ -1,7 +1,7 @@
 /**
  * Connection events as flow messages: what `py-websocket in` sends on its second output when
- * "send connection events" is on. One shape for both sides (listener sessions now, client
- * connections later): `msg.event` ("connect", "disconnect" or "error"), the same `_session` as
+ * "send connection events" is on. One shape for both sides (listener sessions and client
+ * connections): `msg.event` ("connect", "disconnect" or "error"), the same `_session` as
  * that connection's messages (`{type: "websocket", id, user?}`), and a payload saying what
  * happened. Built only when some in node asked for events.
  */
@@ -44,7 +44,22 @@ function connectEvent(sid, info) {
     };
 }
 
-/** disconnect: the close code and reason, and who closed ("client", "server", "heartbeat", "limit", "error"). */
+/**
+ * connect of a client connection: info is the worker's `open` info: the URL (without
+ * credentials), the subprotocol the server chose, the server's response headers (no Set-Cookie).
+ */
+function clientConnectEvent(sid, info) {
+    return {
+        event: "connect",
+        _session: sessionOf(sid, null),
+        payload: { url: info.url ?? null, subprotocol: info.subprotocol ?? null, headers: info.headers || {} },
+    };
+}
+
+/**
+ * disconnect: the close code and reason, and who closed: "client", "server", "heartbeat",
+ * "limit" (listener sessions only) or "error". For a client connection "client" is this side.
+ */
 function disconnectEvent(sid, user, code, reason, by) {
     return { event: "disconnect", _session: sessionOf(sid, user), payload: { code, reason, by } };
 }
@@ -54,4 +69,4 @@ function errorEvent(sid, user, text) {
     return { event: "error", _session: sessionOf(sid, user), payload: { error: text } };
 }
 
-module.exports = { sessionOf, parseQuery, connectEvent, disconnectEvent, errorEvent };
+module.exports = { sessionOf, parseQuery, connectEvent, clientConnectEvent, disconnectEvent, errorEvent };

@@ -66,8 +66,11 @@ const LIMITS = {
     stallTimeoutMs: 30000,
 };
 
-// core's fixed delay between a client connection's close (or failed attempt) and the next attempt
-const RECONNECT_DELAY_S = 3;
+// A client connection's reconnect policy when its config node does not set one: core's fixed
+// 3 s delay; backoff's cap and factor; never giving up.
+const RECONNECT_DEFAULTS = { policy: "fixed", delay: 3, maxDelay: 60, factor: 2, attempts: 0 };
+// A connection open this many first delays counts as up: backoff and attempts start again.
+const RECONNECT_RESET_DELAYS = 10;
 
 const warned = new Set();
 
@@ -118,6 +121,52 @@ function configProperties(n) {
     };
 }
 
+/** A property that is a number (from the editor: a string), unset when blank or missing. */
+function numberProperty(n, name, problems, { integer = false, min = 0, above = false } = {}) {
+    const raw = n[name];
+    if (raw === undefined || raw === null || String(raw).trim() === "") return null;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || (above ? value <= min : value < min) || (integer && !Number.isInteger(value))) {
+        const what = integer ? "a whole number" : "a number";
+        problems.push(`${name} must be ${what} ${above ? ">" : ">="} ${min}, not ${JSON.stringify(raw)}`);
+        return null;
+    }
+    return value;
+}
+
+/**
+ * A client config node's own properties (none of them in core; unset gives core's behaviour):
+ * {autoConnect, reconnect: {policy, delay, maxDelay, factor, attempts}, origin, problems}. A bad
+ * value is reported in problems and its default used.
+ */
+function clientProperties(n) {
+    const problems = [];
+    const d = RECONNECT_DEFAULTS;
+    let policy = n.reconnectPolicy || d.policy;
+    if (policy !== "fixed" && policy !== "backoff") {
+        problems.push(`reconnectPolicy must be "fixed" or "backoff", not ${JSON.stringify(policy)}`);
+        policy = d.policy;
+    }
+    const delay = numberProperty(n, "reconnectDelay", problems, { above: true }) ?? d.delay;
+    let maxDelay = numberProperty(n, "reconnectMaxDelay", problems, { above: true }) ?? Math.max(d.maxDelay, delay);
+    if (maxDelay < delay) {
+        problems.push(`reconnectMaxDelay (${maxDelay}) must not be below reconnectDelay (${delay})`);
+        maxDelay = delay;
+    }
+    return {
+        autoConnect: n.autoConnect !== false && n.autoConnect !== "false",
+        reconnect: {
+            policy,
+            delay,
+            maxDelay,
+            factor: numberProperty(n, "reconnectFactor", problems, { min: 1 }) ?? d.factor,
+            attempts: numberProperty(n, "reconnectAttempts", problems, { integer: true }) ?? d.attempts,
+        },
+        origin: typeof n.origin === "string" ? n.origin.trim() : "",
+        problems,
+    };
+}
+
 const AUTH_TYPES = ["basic", "bearer", "jwt"];
 const JWT_ALGORITHMS = ["HS256", "RS256", "ES256"];
 
@@ -140,16 +189,7 @@ function listOf(text) {
  */
 function listenerProperties(n, credentials = {}) {
     const problems = [];
-    const number = (name, integer) => {
-        const raw = n[name];
-        if (raw === undefined || raw === null || String(raw).trim() === "") return 0;
-        const value = Number(raw);
-        if (!Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
-            problems.push(`${name} must be ${integer ? "a whole number" : "a number"} >= 0, not ${JSON.stringify(raw)}`);
-            return 0;
-        }
-        return value;
-    };
+    const number = (name, integer) => numberProperty(n, name, problems, { integer }) ?? 0;
     const flag = (name) => n[name] === true || n[name] === "true";
     const props = {
         heartbeat: number("hb", false),
@@ -222,8 +262,12 @@ function listenOptions(values, fullPath, listener = listenerProperties({})) {
     };
 }
 
-/** `["connect", owner, options]`; connection: url, subprotocols, headers, heartbeat (s), tls, proxy. */
+/**
+ * `["connect", owner, options]`; connection: url, subprotocols, headers, heartbeat (s), tls,
+ * proxy, and auto (connect now) and reconnect (clientProperties()) when set.
+ */
 function connectOptions(values, connection) {
+    const reconnect = connection.reconnect || RECONNECT_DEFAULTS;
     return {
         url: connection.url,
         subprotocols: connection.subprotocols,
@@ -232,14 +276,20 @@ function connectOptions(values, connection) {
         tls: connection.tls,
         proxy: connection.proxy,
         handshake_timeout: values.handshakeTimeout,
-        reconnect_delay: RECONNECT_DELAY_S,
         max_size: values.maxMessageSize,
         compression: values.compression,
         write_limit: values.writeLimit,
+        auto: connection.auto !== false,
+        reconnect_policy: reconnect.policy,
+        reconnect_delay: reconnect.delay,
+        reconnect_max_delay: reconnect.maxDelay,
+        reconnect_factor: reconnect.factor,
+        reconnect_attempts: reconnect.attempts,
+        reconnect_reset: RECONNECT_RESET_DELAYS * reconnect.delay,
     };
 }
 
 module.exports = {
-    SETTINGS, LIMITS, RECONNECT_DELAY_S, settingsValues, isClientPath, configProperties, listenerProperties,
-    configureOptions, listenOptions, connectOptions,
+    SETTINGS, LIMITS, RECONNECT_DEFAULTS, RECONNECT_RESET_DELAYS, settingsValues, isClientPath, configProperties,
+    clientProperties, listenerProperties, configureOptions, listenOptions, connectOptions,
 };

@@ -4,8 +4,9 @@
  * share one id space), the options sent again to every new worker, its handler, and whether the
  * worker serves it yet (`listening`, endpoints only).
  *
- * A handler has: open(sid, info), message(sid, data), close(sid, code, reason), error(sid, text),
- * workerState(state, detail) and workerLost() (every session of the owner went with the worker).
+ * A handler has: open(sid, info), message(sid, data), close(sid, code, reason, by), error(sid, text),
+ * workerState(state, detail) and workerLost() (every session of the owner went with the worker);
+ * a client connection's also clientState(state, info).
  */
 "use strict";
 

@@ -1,8 +1,9 @@
 /**
  * The status of an in or out node, following its config node as core does ("connected N",
  * "error", "disconnected", each with `event` and the `_session` of the client that came or went,
- * so a Status node can follow sessions), plus the worker's own states (starting, installing,
- * restarting, Python missing).
+ * so a Status node can follow sessions), plus a client connection's own states (connecting,
+ * reconnecting in N s, waiting for a connect action, gave up; the URL when the flow changed it)
+ * and the worker's (starting, installing, restarting, Python missing).
  */
 "use strict";
 
@@ -25,11 +26,39 @@ function followStatus(RED, node, config) {
         return event.text;
     }
 
+    /** "reconnecting in N s": whole seconds, tenths below 10 s. */
+    function seconds(delay) {
+        return String(Number(delay.toFixed(delay < 10 ? 1 : 0)));
+    }
+
+    function clientStateStatus({ state, delay, gaveUp, url }) {
+        if (state === "connecting") {
+            return { fill: "yellow", shape: "ring",
+                text: url ? RED._("websocket.status.connecting-to", { url }) : "websocket.status.connecting" };
+        }
+        if (state === "waiting" && typeof delay === "number") {
+            return { fill: "red", shape: "ring", text: RED._("websocket.status.reconnecting", { seconds: seconds(delay) }) };
+        }
+        if (state === "idle" && gaveUp) {
+            return { fill: "red", shape: "ring", text: RED._("websocket.status.gave-up", { count: String(gaveUp) }) };
+        }
+        if (state === "idle") return { fill: "grey", shape: "ring", text: "websocket.status.idle" };
+        return null;
+    }
+
     let workerStatusShown = false;
+    config.on("client-state", function (event) {
+        const status = clientStateStatus(event);
+        if (status) {
+            workerStatusShown = false;
+            node.status(status);
+        }
+    });
     config.on("opened", function (event) {
         workerStatusShown = false;
         node.status({
-            fill: "green", shape: "dot", text: connectedText(event),
+            fill: "green", shape: "dot",
+            text: event.url ? RED._("websocket.status.connected-to", { url: event.url }) : connectedText(event),
             event: "connect",
             _session: { type: "websocket", id: event.id },
         });

@@ -9,7 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from websockets.frames import Frame
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from websocket_worker.clients import Clients
 from websocket_worker.endpoints import Endpoint, Endpoints
 from websocket_worker.flow import FlowControl
 
@@ -77,8 +78,8 @@ class Events:
         if self.hook is not None:
             self.hook(frame)
 
-    def kinds(self) -> list[str]:
-        return [frame[0] for frame in self.frames]
+    def kinds(self, skip: tuple[str, ...] = ()) -> list[str]:
+        return [frame[0] for frame in self.frames if frame[0] not in skip]
 
     def of(self, kind: str) -> list[list[Any]]:
         return [frame for frame in self.frames if frame[0] == kind]
@@ -135,6 +136,15 @@ class Acknowledger:
         self._scheduled = False
         count, self.pending = self.pending, 0
         self.flow.ack(count)
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[tuple[Clients, Events]]:
+    """A registry of client connections and the events it emits; every connection stopped after."""
+    events = Events()
+    registry = Clients(events)
+    yield registry, events
+    await registry.aclose(timeout=0.5)
 
 
 def server_socket() -> socket.socket:

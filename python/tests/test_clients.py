@@ -66,12 +66,9 @@ async def echo(ws: ServerConnection) -> None:
         await ws.send(message)
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[tuple[Clients, Events]]:
-    events = Events()
-    registry = Clients(events)
-    yield registry, events
-    await registry.aclose(timeout=0.5)
+def kinds(events: Events) -> list[str]:
+    """The kinds of the events but the connection's states."""
+    return events.kinds(skip=("client_state",))
 
 
 def options(url: str, **kwargs: Any) -> dict[str, Any]:
@@ -88,7 +85,9 @@ async def test_open_message_send(clients: tuple[Clients, Events]) -> None:
 
     async with remote(greet_then_echo) as url:
         registry.connect(1, options(url))
-        assert await events.get("open") == ["open", 1, None, {"subprotocol": None}]
+        info = (await events.get("open"))[3]
+        assert (info["subprotocol"], info["url"]) == (None, url)
+        assert info["headers"]["upgrade"] == "websocket"
         assert await events.get("message") == ["message", 1, None, "welcome"]
         registry.send(1, "text")
         registry.send(1, b"\x00bin")
@@ -110,7 +109,7 @@ async def test_subprotocol_and_headers(clients: tuple[Clients, Events]) -> None:
     async with remote(record, subprotocols=["chat"]) as url:
         headers = [["X-Token", "abc"], ["User-Agent", "node-red"]]
         registry.connect(1, options(url, subprotocols=["chat"], headers=headers))
-        assert (await events.get("open"))[3] == {"subprotocol": "chat"}
+        assert (await events.get("open"))[3]["subprotocol"] == "chat"
         await until(lambda: seen)
     assert seen == {"token": "abc", "agent": ["node-red"]}
 
@@ -125,9 +124,9 @@ async def test_reconnects_after_server_closes(clients: tuple[Clients, Events]) -
     async with remote(close_at_once) as url:
         registry.connect(1, options(url))
         await events.get("open")
-        assert await events.get("close") == ["close", 1, None, 4000, "later"]
+        assert await events.get("close") == ["close", 1, None, 4000, "later", "server"]
         await events.get("open")
-        assert events.kinds()[:3] == ["open", "close", "open"]
+        assert kinds(events)[:3] == ["open", "close", "open"]
 
 
 async def test_failed_attempt_reports_error_then_close_then_retries(
@@ -138,9 +137,9 @@ async def test_failed_attempt_reports_error_then_close_then_retries(
     registry.connect(1, options(f"ws://127.0.0.1:{free_port()}/"))
     error = await events.get("error")
     assert error[:3] == ["error", 1, None] and error[3]
-    assert await events.get("close") == ["close", 1, None, 1006, ""]
+    assert await events.get("close") == ["close", 1, None, 1006, "", "error"]
     await events.get("error")
-    assert events.kinds()[:3] == ["error", "close", "error"]
+    assert kinds(events)[:3] == ["error", "close", "error"]
 
 
 async def test_rejected_handshake_reports_http_status(clients: tuple[Clients, Events]) -> None:
@@ -169,7 +168,7 @@ async def test_handshake_timeout(clients: tuple[Clients, Events]) -> None:
         registry.connect(1, options(url, handshake_timeout=50 * MS, reconnect_delay=10))
         error = await events.get("error", timeout=WAIT)
         assert "timeout" in error[3]
-        assert await events.get("close") == ["close", 1, None, 1006, ""]
+        assert await events.get("close") == ["close", 1, None, 1006, "", "error"]
 
 
 async def complete_handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -209,9 +208,9 @@ async def test_heartbeat_timeout(clients: tuple[Clients, Events]) -> None:
         registry.connect(1, options(url, heartbeat=50 * MS))
         await events.get("open")
         assert await events.get("error") == ["error", 1, None, "timeout"]
-        assert await events.get("close") == ["close", 1, None, 1006, ""]
+        assert await events.get("close") == ["close", 1, None, 1006, "", "heartbeat"]
         await events.get("open")
-        assert events.kinds()[:4] == ["open", "error", "close", "open"]
+        assert kinds(events)[:4] == ["open", "error", "close", "open"]
 
 
 def handshake_then_pong(
@@ -241,7 +240,7 @@ async def test_heartbeat_keeps_a_live_connection(clients: tuple[Clients, Events]
         registry.connect(1, options(f"ws://127.0.0.1:{port}/", heartbeat=50 * MS))
         await events.get("open")
         await until(lambda: len(pings) >= 5)  # five pings answered: past four timeouts
-        assert events.kinds() == ["open"]
+        assert kinds(events) == ["open"]
 
 
 async def test_disconnect_closes_with_1000_then_closed(clients: tuple[Clients, Events]) -> None:
@@ -260,8 +259,8 @@ async def test_disconnect_closes_with_1000_then_closed(clients: tuple[Clients, E
         await events.get("open")
         registry.disconnect(1)
         await events.get("closed", 1)
-        assert events.kinds() == ["open", "close", "closed"]
-        assert events.of("close")[0][3] == 1000
+        assert kinds(events) == ["open", "close", "closed"]
+        assert events.of("close")[0][3:] == [1000, "", "client"]
         await until(lambda: codes)
         assert codes == [1000]
         assert not connection.running  # its loop has ended: nothing can reconnect
@@ -285,7 +284,7 @@ async def test_send_when_not_open_is_dropped(clients: tuple[Clients, Events]) ->
     registry.send(1, "nobody hears")
     registry.send(2, "nobody at all")
     await events.get("close")
-    assert events.kinds() == ["error", "close"]
+    assert kinds(events) == ["error", "close"]
 
 
 async def test_environment_proxy_is_not_used(

@@ -46,7 +46,7 @@ def test_hello_comes_first() -> None:
     worker.attach(events)
     assert events.kinds() == ["hello", "log"]
     info = events.frames[0][1]
-    assert info["protocol"] == PROTOCOL_VERSION == 3
+    assert info["protocol"] == PROTOCOL_VERSION == 4
     assert info["pid"] == os.getpid()
     assert {"python", "websockets"} <= set(info)
 
@@ -161,7 +161,7 @@ async def test_no_log_or_error_holds_a_secret(caplog: pytest.LogCaptureFixture) 
             connect_to(15, f"ws://{credentials}127.0.0.1:{stalling}/f{query}", write_limit=1024)
             await events.get("open", 15)
             for _ in range(10_000):  # until the stalled server's connection is dropped
-                if ["close", 15, None, 1006, ""] in events.frames:
+                if ["close", 15, None, 1006, "", "error"] in events.frames:
                     break
                 worker.dispatch(["send", 15, None, "SECRET-PAYLOAD" * 10_000])
                 await asyncio.sleep(0)
@@ -337,7 +337,10 @@ async def test_worker_end_to_end(bridge: Bridge) -> None:
     async with serve(greet, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         bridge.send(["connect", 2, {"url": f"ws://127.0.0.1:{port}/"}])
-        assert await bridge.next("open") == ["open", 2, None, {"subprotocol": None}]
+        state = await bridge.next("client_state")
+        assert state == ["client_state", 2, "connecting", {"actions": 0, "attempt": 1}]
+        opened = await bridge.next("open")
+        assert opened[:3] == ["open", 2, None] and opened[3]["url"] == f"ws://127.0.0.1:{port}/"
         assert await bridge.next("message") == ["message", 2, None, "hi from server"]
         bridge.send(["ack", 1])
         bridge.send(["disconnect", 2])

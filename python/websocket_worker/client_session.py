@@ -4,8 +4,9 @@ around the connection's core, with core's heartbeat.
 
 :attr:`ClientSession.opened` completes when the handshake did (or fails with why it did not);
 :attr:`ClientSession.ended` when the transport is gone, with the close code and reason to report.
-The session emits ``open`` (before any message), ``message`` and ``error`` events; ``close`` is its
-connection's, after the attempt.
+The session emits ``open`` (before any message; with the URL and the server's response
+headers), ``message`` and ``error`` events; ``close`` is its connection's, after the attempt,
+with :attr:`ClientSession.closed_by`: who ended it (:data:`CLOSED_BY`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
-from websockets.http11 import USER_AGENT
+from websockets.http11 import USER_AGENT, Response
 from websockets.protocol import OPEN as HANDSHAKE_DONE
 from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI
@@ -28,12 +29,32 @@ from .handshake import RequestReader
 from .options import ClientOptions
 from .shell import Emit, Shell, WriteBatch
 
-__all__ = ["CLOSING_TIMEOUT", "ClientSession", "HandshakeRejected", "safe_url"]
+__all__ = ["CLOSED_BY", "CLOSING_TIMEOUT", "ClientSession", "HandshakeRejected", "safe_url"]
 
 Log = Callable[[str, str], None]
 
 #: Seconds the server has to answer our close and end TCP (or to end TCP after its close).
 CLOSING_TIMEOUT = 1.5
+
+#: The ``by`` of a client connection's ``close``, from this side's point of view as a listener
+#: session's: the client (this side: a flow's action, a new URL, the node stopping), the server
+#: (its close frame, or its connection ended), the heartbeat (no pong by the next ping), or an
+#: error (the worker failed it, or the attempt failed; ``error`` came first).
+CLOSED_BY = ("client", "server", "heartbeat", "error")
+
+#: Response headers never passed on to flows.
+HIDDEN_RESPONSE_HEADERS = frozenset(("set-cookie", "set-cookie2"))
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` as connect events show it: without ``user:password@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def safe_url(url: str) -> str:
@@ -75,6 +96,8 @@ class ClientSession(Shell):
     )
 
     closing_timeout = CLOSING_TIMEOUT
+    CLOSED_HERE = "client"
+    CLOSED_THERE = "server"
 
     def __init__(self, owner: int, uri: WebSocketURI, options: ClientOptions, emit: Emit,
                  flow: FlowControl, batch: WriteBatch, log: Log) -> None:  # fmt: skip
@@ -155,8 +178,8 @@ class ClientSession(Shell):
             self._refused(HandshakeRejected(status) if status else invalid)
             return
         protocol.receive_data(head)
-        protocol.events_received()
-        if protocol.state is not HANDSHAKE_DONE:
+        response = next((e for e in protocol.events_received() if isinstance(e, Response)), None)
+        if protocol.state is not HANDSHAKE_DONE or response is None:
             self._refused(protocol.handshake_exc or ValueError("invalid HTTP response"))
             return
         self.subprotocol = protocol.subprotocol
@@ -165,7 +188,14 @@ class ClientSession(Shell):
         )
         self.opened.set_result(None)
         # Reported here, before the frames that came with the response are delivered.
-        self.emit(["open", self.owner, None, {"subprotocol": self.subprotocol}])
+        headers: dict[str, str] = {}
+        for name, value in response.headers.raw_items():
+            key = name.lower()
+            if key not in HIDDEN_RESPONSE_HEADERS:
+                headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        url = url_without_credentials(self._options.url)
+        self.emit(["open", self.owner, None,
+                   {"subprotocol": self.subprotocol, "url": url, "headers": headers}])  # fmt: skip
         self._start_heartbeat()
         self._open(core, rest)
 
@@ -179,7 +209,8 @@ class ClientSession(Shell):
     # Heartbeat, as core's ``hb``: a ping every interval; no ping or pong since the last one → drop.
 
     def _event(self, event: object) -> None:
-        if type(event) is Ping or type(event) is Pong:
+        kind = type(event)
+        if kind is Ping or kind is Pong:
             self._awaiting_pong = False
             return
         super()._event(event)
@@ -196,6 +227,7 @@ class ClientSession(Shell):
         if self.flow.paused:
             self._awaiting_pong = False  # not reading: a pong may be waiting unread
         elif self._awaiting_pong:
+            self.by = "heartbeat"
             self.fail("timeout")
             return
         else:

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_SIZE",
     "DEFAULT_RECONNECT_DELAY",
+    "RECONNECT_POLICIES",
     "DEFAULT_WRITE_LIMIT",
     "ClientOptions",
     "EndpointOptions",
@@ -35,6 +36,8 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_WRITE_LIMIT = 16 * 1024 * 1024
 #: Seconds between client connection attempts (core's fixed delay).
 DEFAULT_RECONNECT_DELAY = 3.0
+#: ``reconnect_policy`` values: core's fixed delay, or exponential backoff with jitter.
+RECONNECT_POLICIES = ("fixed", "backoff")
 #: Unacknowledged ``message`` events above which every socket stops being read.
 DEFAULT_FLOW_WINDOW = 1000
 #: The same in payload bytes (8 MiB).
@@ -269,7 +272,8 @@ class TlsOptions:
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """``["connect", owner, options]`` (docs/protocol.md)."""
+    """``["connect", owner, options]`` and ``["client_action", owner, "connect", options]``
+    (docs/protocol.md)."""
 
     url: str
     subprotocols: tuple[str, ...] = ()
@@ -278,10 +282,22 @@ class ClientOptions:
     tls: TlsOptions | None = None
     proxy: str | None = None
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
-    reconnect_delay: float = DEFAULT_RECONNECT_DELAY
     max_size: int | None = DEFAULT_MAX_SIZE
     compression: bool = False
     write_limit: int | None = DEFAULT_WRITE_LIMIT
+    #: Connect when declared; else wait for a ``connect`` action (``connect`` only).
+    auto: bool = True
+    #: "fixed": every ``reconnect_delay`` s (core); "backoff": ``reconnect_delay`` first, times
+    #: ``reconnect_factor`` per wait up to ``reconnect_max_delay``, each drawn 75-100 % of it.
+    reconnect_policy: str = "fixed"
+    reconnect_delay: float = DEFAULT_RECONNECT_DELAY
+    reconnect_max_delay: float = 60.0
+    reconnect_factor: float = 2.0
+    #: Attempts in a row that fail (or do not stay up) before giving up (0: never).
+    reconnect_attempts: int = 0
+    #: Seconds a connection must stay open to count as up: the backoff and the count of
+    #: attempts start again after it.
+    reconnect_reset: float = 10 * DEFAULT_RECONNECT_DELAY
 
     @classmethod
     def from_dict(cls, options: Any) -> ClientOptions:
@@ -294,9 +310,13 @@ class ClientOptions:
         proxy = options.get("proxy")
         if proxy is not None and not isinstance(proxy, str):
             raise ValueError("proxy must be a string or nil")
-        reconnect_delay = float(_number(options, "reconnect_delay", DEFAULT_RECONNECT_DELAY))
-        if math.isinf(reconnect_delay):
-            raise ValueError("reconnect_delay must be finite")
+        policy = _text(options, "reconnect_policy", "fixed")
+        if policy not in RECONNECT_POLICIES:
+            raise ValueError(f"reconnect_policy must be one of {', '.join(RECONNECT_POLICIES)}")
+        delay = _finite(options, "reconnect_delay", DEFAULT_RECONNECT_DELAY)
+        max_delay = _finite(options, "reconnect_max_delay", 60.0)
+        if max_delay < delay:
+            raise ValueError("reconnect_max_delay must be >= reconnect_delay")
         return cls(
             url=url,
             subprotocols=_strings(options, "subprotocols") or (),
@@ -305,8 +325,22 @@ class ClientOptions:
             tls=TlsOptions.from_dict(options.get("tls")),
             proxy=proxy or None,
             handshake_timeout=_seconds(options, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT),
-            reconnect_delay=reconnect_delay,
             max_size=_size(options, "max_size", DEFAULT_MAX_SIZE),
             compression=_flag(options, "compression", False),
             write_limit=_size(options, "write_limit", DEFAULT_WRITE_LIMIT),
+            auto=_flag(options, "auto", True),
+            reconnect_policy=policy,
+            reconnect_delay=delay,
+            reconnect_max_delay=max_delay,
+            reconnect_factor=_finite(options, "reconnect_factor", 2.0, minimum=1),
+            reconnect_attempts=_number(options, "reconnect_attempts", 0, integer=True),
+            reconnect_reset=_finite(options, "reconnect_reset", 10 * DEFAULT_RECONNECT_DELAY),
         )
+
+
+def _finite(options: dict[str, Any], key: str, default: float, minimum: float = 0) -> float:
+    """A number >= ``minimum`` that is not infinite."""
+    value = float(_number(options, key, default, minimum=minimum))
+    if math.isinf(value):
+        raise ValueError(f"{key} must be finite")
+    return value

@@ -17,7 +17,7 @@ import logging
 from typing import Any, Protocol
 
 from .auth import client_address, open_info
-from .core import OPEN, Failed, Ping, Pong, WebSocketCore
+from .core import OPEN, Ping, Pong, WebSocketCore
 from .flow import FlowControl
 from .frames import message_frame
 from .handshake import TOO_LARGE, Answer, RequestReader
@@ -65,7 +65,6 @@ class ServerSession(Shell):
     """A WebSocket server connection of one endpoint, identified by ``sid``."""
 
     __slots__ = (
-        "_by",
         "_handshake_timer",
         "_preface",
         "_reader",
@@ -76,6 +75,8 @@ class ServerSession(Shell):
     )
 
     closing_timeout = CLOSING_TIMEOUT
+    CLOSED_HERE = "server"
+    CLOSED_THERE = "client"
 
     def __init__(
         self, host: SessionHost, sid: str, *, request: bytes = b"", head: bytes = b""
@@ -89,7 +90,6 @@ class ServerSession(Shell):
         self._preface: tuple[bytes, bytes] | None = (request, head)
         self._reader: RequestReader | None = None  # the request still to be read from the socket
         self._handshake_timer: asyncio.TimerHandle | None = None
-        self._by: str | None = None  # who ended it, once known (CLOSED_BY)
         #: Pinged by the heartbeat, no pong (or ping) since.
         self.awaiting_pong = False
         rate = host.options.max_rate
@@ -113,16 +113,6 @@ class ServerSession(Shell):
         if core is not None and core.state is OPEN:
             self._write(wire)
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        if self._by is None and self.is_open:
-            self._by = "server"
-        super().close(code, reason)
-
-    def fail(self, text: str) -> None:
-        if self._by is None:
-            self._by = "error"
-        super().fail(text)
-
     def beat(self, judge: bool) -> None:
         """The endpoint's heartbeat: drop the session if the last ping went unanswered (when
         ``judge``: not while the flow is paused, as its pong may be waiting unread), else ping."""
@@ -132,7 +122,7 @@ class ServerSession(Shell):
         if not judge:
             self.awaiting_pong = False
         elif self.awaiting_pong:
-            self._by = "heartbeat"
+            self.by = "heartbeat"
             self._dropped = True
             self.abort()
         else:
@@ -146,9 +136,9 @@ class ServerSession(Shell):
         delivered): the core is told the client's input ended, so later input, the client's
         close frame included, is discarded. A flood ends here."""
         core = self.core
-        if self._by is not None or core is None or core.state is not OPEN:
+        if self.by is not None or core is None or core.state is not OPEN:
             return
-        self._by = "limit"
+        self.by = "limit"
         core.close(1008, f"message rate over {rate:g}/s")
         core.receive_eof()
         self._flush()
@@ -159,8 +149,6 @@ class ServerSession(Shell):
         if kind is Ping or kind is Pong:
             self.awaiting_pong = False
             return
-        if kind is Failed and self._by is None:
-            self._by = "error"
         super()._event(event)
 
     # asyncio.Protocol.
@@ -199,7 +187,7 @@ class ServerSession(Shell):
 
     def _ended(self, closed: tuple[int, str] | None, exc: Exception | None) -> None:
         if closed is not None:
-            by = self._by or "client"
+            by = self.closed_by
             if by == "limit":  # our close frame's code (the client's input was cut after it)
                 closed = 1008, f"message rate over {self.host.options.max_rate:g}/s"
             self.emit(["close", self.owner, self.sid, *closed, by])

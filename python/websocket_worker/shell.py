@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from .core import OPEN, Failed, WebSocketCore
 from .flow import FlowControl
@@ -80,6 +80,7 @@ class Shell(asyncio.Protocol):
         "_writes_paused",
         "_written",
         "batch",
+        "by",
         "core",
         "emit",
         "finished",
@@ -92,6 +93,10 @@ class Shell(asyncio.Protocol):
 
     #: Seconds the peer has to finish a closing handshake (set by subclasses).
     closing_timeout: float
+    #: The ``by`` of a ``close`` this side starts, and of one the peer starts (or no one knows
+    #: who: the connection ended), as a listener session's or client connection's events say it.
+    CLOSED_HERE: ClassVar[str]
+    CLOSED_THERE: ClassVar[str]
 
     def __init__(self, owner: int, sid: str | None, emit: Emit, flow: FlowControl,
                  batch: WriteBatch, write_limit: int | None) -> None:  # fmt: skip
@@ -108,6 +113,8 @@ class Shell(asyncio.Protocol):
         #: The open connection's core (None until the handshake succeeded).
         self.core: WebSocketCore | None = None
         self.finished = False
+        #: Who ended the connection, once known ("error", "heartbeat", "limit" or CLOSED_HERE).
+        self.by: str | None = None
         self._closing = False  # we started the closing handshake: read regardless of the flow
         self._error_reported = False
         self._writes_paused = False  # the transport buffer is over its high-water mark
@@ -145,8 +152,15 @@ class Shell(asyncio.Protocol):
                 for piece in core.message_pieces(data):
                     self._write(piece)
 
+    @property
+    def closed_by(self) -> str:
+        """Who ended the connection, for the ``close`` event."""
+        return self.by or self.CLOSED_THERE
+
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (a connection not open yet is dropped at once)."""
+        if self.by is None and self.is_open:
+            self.by = self.CLOSED_HERE
         core = self.core
         transport = self.transport
         if core is None:
@@ -169,6 +183,8 @@ class Shell(asyncio.Protocol):
 
     def fail(self, text: str) -> None:
         """Drop the connection for ``text`` (an ``error`` event, then close 1006)."""
+        if self.by is None:
+            self.by = "error"
         self._dropped = True
         self._report_error(text)
         self.abort()
@@ -283,6 +299,8 @@ class Shell(asyncio.Protocol):
     def _event(self, event: object) -> None:
         """An event other than a message (ping, pong, close, failure)."""
         if type(event) is Failed:
+            if self.by is None:
+                self.by = "error"
             self._report_error(event.text)
 
     def _flush(self) -> None:

@@ -113,6 +113,7 @@ class Worker:
             "close_session": (4, self._cmd_close_session),
             "connect": (2, self._cmd_connect),
             "disconnect": (1, self._cmd_disconnect),
+            "client_action": (3, self._cmd_client_action),
             "stream_open": (5, self._cmd_stream_open),
             "stream_end": (1, self._cmd_stream_end),
         }
@@ -219,6 +220,11 @@ class Worker:
 
     def _cmd_disconnect(self, owner: Any) -> None:
         self.clients.disconnect(_owner(owner))
+
+    def _cmd_client_action(self, owner: Any, action: Any, options: Any) -> None:
+        if not isinstance(action, str):
+            raise CommandError("action must be a string")
+        self.clients.action(_owner(owner), action, options)
 
     def _cmd_stream_open(self, owner: Any, sid: Any, request: Any, head: Any, peer: Any) -> None:
         self.endpoints.stream_open(
