@@ -12,10 +12,13 @@
  *     pencil button, with the heartbeat and authentication rows following their checkboxes;
  *  6. the sections core does not have, closed by default, opened: the in node's Options (connection
  *     events give it a second output), the listener's Connections and Security (the rows of each
- *     authentication kind), and a JWT secret typed in stays out of the flow JSON.
+ *     authentication kind), and a JWT secret typed in stays out of the flow JSON;
+ *  7. the client's Connection section, closed by default: autoConnect ticked for a client without
+ *     it, the backoff rows following the reconnect policy, values checked and saved; the in node's
+ *     connection events offered in connect mode too.
  *
  * Screenshots (palette, import-examples, dialog-in, dialog-out, dialog-listener, dialog-client,
- * dialog-listener-sections) go
+ * dialog-listener-sections, dialog-client-sections) go
  * to $SCREENSHOTS_DIR, which `npm run screenshots` sets to docs/images/ for the README.
  */
 "use strict";
@@ -281,8 +284,9 @@ describe("editor in a browser (Chromium)", function() {
         return page.locator(".red-ui-tray").last();
     }
 
-    async function cancelConfigAndNodeDialogs() {
-        for (const [button, traysLeft] of [["#node-config-dialog-cancel", 1], ["#node-dialog-cancel", 0]]) {
+    // The config node's dialog, then the node's, each closed with its "ok" or "cancel" button.
+    async function closeConfigAndNodeDialogs(configButton = "cancel", nodeButton = configButton) {
+        for (const [button, traysLeft] of [[`#node-config-dialog-${configButton}`, 1], [`#node-dialog-${nodeButton}`, 0]]) {
             await page.locator(button).click();
             await page.waitForFunction((count) => document.querySelectorAll(".red-ui-tray").length === count,
                 traysLeft, { timeout: UI_TIMEOUT });
@@ -338,7 +342,7 @@ describe("editor in a browser (Chromium)", function() {
             await page.waitForFunction(() => !$("#node-config-input-path").hasClass("input-error"), null,
                 { timeout: UI_TIMEOUT });
             await (await settledTray()).screenshot({ path: path.join(IMAGES, "dialog-client.png") });
-            await cancelConfigAndNodeDialogs();
+            await closeConfigAndNodeDialogs();
 
             // The listener config node behind the /echo-json server, in entire-message mode.
             const inId = await page.evaluate(() => RED.nodes.filterNodes({ type: "py-websocket in" })
@@ -352,7 +356,7 @@ describe("editor in a browser (Chromium)", function() {
             should(await listenPath.inputValue()).equal("/echo-json");
             should(await listener.locator("#node-config-input-wholemsg").inputValue()).equal("true");
             await (await settledTray()).screenshot({ path: path.join(IMAGES, "dialog-listener.png") });
-            await cancelConfigAndNodeDialogs();
+            await closeConfigAndNodeDialogs();
 
             // Looking is not editing: nothing to deploy afterwards.
             should(await page.evaluate(() => RED.nodes.dirty())).equal(false);
@@ -394,12 +398,7 @@ describe("editor in a browser (Chromium)", function() {
             await listener.locator("#node-config-input-jwtKey").fill("browser-test-secret-do-not-leak");
             await listener.locator("#node-config-input-hb").fill("15");
             await (await settledTray()).screenshot({ path: path.join(IMAGES, "dialog-listener-sections.png") });
-            await page.locator("#node-config-dialog-ok").click();
-            await page.waitForFunction(() => document.querySelectorAll(".red-ui-tray").length === 1, null,
-                { timeout: UI_TIMEOUT });
-            await page.locator("#node-dialog-ok").click();
-            await page.waitForFunction(() => document.querySelectorAll(".red-ui-tray").length === 0, null,
-                { timeout: UI_TIMEOUT });
+            await closeConfigAndNodeDialogs("ok");
 
             const saved = await page.evaluate((id) => {
                 const node = RED.nodes.node(id);
@@ -429,6 +428,116 @@ describe("editor in a browser (Chromium)", function() {
             await again.locator("#py-ws-security").waitFor({ state: "visible" });
             should(await again.locator("#node-config-input-jwtKey").inputValue()).equal("");
             should(await again.locator("#node-config-input-jwtKey").getAttribute("placeholder")).match(/kept/);
-            await cancelConfigAndNodeDialogs();
+            await closeConfigAndNodeDialogs();
+        });
+
+    it("the client's Connection section, closed by default, saves the reconnect settings; connect mode offers connection events",
+        async function() {
+            const inId = await page.evaluate(() => RED.nodes.filterNodes({ type: "py-websocket in" })
+                .find((node) => node.client && RED.nodes.node(node.client).path === "ws://localhost:1880/echo").id);
+            const clientId = await page.evaluate((id) => RED.nodes.node(id).client, inId);
+            // As imported from the example (or a core flow): none of the new properties.
+            should(await page.evaluate((id) => RED.nodes.node(id).autoConnect, clientId)).be.undefined();
+
+            // In connect mode the in node offers connection events too, under Options.
+            let tray = await openNodeDialog(inId);
+            should(await tray.locator("#node-input-mode").inputValue()).equal("client");
+            await tray.locator("#py-ws-in-options").waitFor({ state: "hidden" });
+            await tray.locator('.py-ws-section-toggle[data-section="py-ws-in-options"]').click();
+            await tray.locator("#node-input-events").waitFor({ state: "visible" });
+            await tray.locator("#node-input-events").check();
+
+            await configEditButton(tray, "client").click();
+            const client = page.locator(".red-ui-tray").last();
+            await client.locator("#node-config-input-path").waitFor({ state: "visible" });
+            const section = client.locator("#py-ws-client-connection");
+            await section.waitFor({ state: "hidden" });
+            await client.locator('.py-ws-section-toggle[data-section="py-ws-client-connection"]').click();
+            await section.waitFor({ state: "visible" });
+            should(await client.locator("#node-config-input-autoConnect").isChecked()).be.true();
+            const policy = client.locator("#node-config-input-reconnectPolicy");
+            should(await policy.inputValue()).equal("fixed");
+            const delayLabel = client.locator('label[for="node-config-input-reconnectDelay"]');
+            const maxDelay = client.locator("#node-config-input-reconnectMaxDelay");
+            const factor = client.locator("#node-config-input-reconnectFactor");
+            should((await delayLabel.innerText()).trim()).equal("Delay");
+            await maxDelay.waitFor({ state: "hidden" });
+            await factor.waitFor({ state: "hidden" });
+            await policy.selectOption("backoff");
+            await maxDelay.waitFor({ state: "visible" });
+            await factor.waitFor({ state: "visible" });
+            should((await delayLabel.innerText()).trim()).equal("First delay");
+
+            // Checked as typed: a max delay below the first delay, a factor below 1, a fractional
+            // attempt count.
+            // The editor validates on change, which a fill alone does not send.
+            const enter = async (input, value) => {
+                await input.fill(value);
+                await input.blur();
+            };
+            const flagged = (id) => page.waitForFunction((input) => $("#" + input).hasClass("input-error"), id,
+                { timeout: UI_TIMEOUT });
+            const cleared = (id) => page.waitForFunction((input) => !$("#" + input).hasClass("input-error"), id,
+                { timeout: UI_TIMEOUT });
+            await enter(client.locator("#node-config-input-reconnectDelay"), "2");
+            await enter(maxDelay, "1");
+            await flagged("node-config-input-reconnectMaxDelay");
+            await enter(maxDelay, "30");
+            await cleared("node-config-input-reconnectMaxDelay");
+            await enter(factor, "0.5");
+            await flagged("node-config-input-reconnectFactor");
+            await enter(factor, "1.5");
+            await cleared("node-config-input-reconnectFactor");
+            const attempts = client.locator("#node-config-input-reconnectAttempts");
+            await enter(attempts, "2.5");
+            await flagged("node-config-input-reconnectAttempts");
+            await enter(attempts, "5");
+            await cleared("node-config-input-reconnectAttempts");
+            await enter(client.locator("#node-config-input-origin"), "https://example.com");
+            await client.locator("#node-config-input-autoConnect").uncheck();
+
+            await settledTray();
+            await client.locator('.py-ws-section-toggle[data-section="py-ws-client-connection"]')
+                .evaluate((el) => el.scrollIntoView({ block: "start" }));
+            await client.screenshot({ path: path.join(IMAGES, "dialog-client-sections.png") });
+            await closeConfigAndNodeDialogs("ok");
+
+            const saved = await page.evaluate(([id, configId]) => {
+                const node = RED.nodes.node(id);
+                const config = RED.nodes.node(configId);
+                return { outputs: node.outputs, events: node.events, valid: config.valid,
+                    client: ["autoConnect", "reconnectPolicy", "reconnectDelay", "reconnectMaxDelay",
+                        "reconnectFactor", "reconnectAttempts", "origin"].reduce((all, name) => {
+                        all[name] = config[name];
+                        return all;
+                    }, {}) };
+            }, [inId, clientId]);
+            should(saved).eql({ outputs: 2, events: true, valid: true, client: { autoConnect: false,
+                reconnectPolicy: "backoff", reconnectDelay: "2", reconnectMaxDelay: "30", reconnectFactor: "1.5",
+                reconnectAttempts: "5", origin: "https://example.com" } });
+            await page.locator("#red-ui-header-button-deploy:not(.disabled)").click();
+            await page.waitForFunction(() => !RED.nodes.dirty(), null, { timeout: ms(30000) });
+            const deployed = (await red.api("GET", "/flows")).body;
+            should(deployed.find((node) => node.id === clientId)).containDeep({ autoConnect: false,
+                reconnectPolicy: "backoff", reconnectMaxDelay: "30", origin: "https://example.com" });
+            const deployedIn = deployed.find((node) => node.id === inId);
+            should(deployedIn).containDeep({ events: true, outputs: 2 });
+            should(deployedIn.wires).have.length(2);
+
+            // Opened again, the section holding settings is open; back to a fixed delay, backoff's
+            // own settings are not kept.
+            tray = await openNodeDialog(inId);
+            await tray.locator("#py-ws-in-options").waitFor({ state: "visible" });
+            await configEditButton(tray, "client").click();
+            const again = page.locator(".red-ui-tray").last();
+            await again.locator("#py-ws-client-connection").waitFor({ state: "visible" });
+            should(await again.locator("#node-config-input-autoConnect").isChecked()).be.false();
+            await again.locator("#node-config-input-reconnectPolicy").selectOption("fixed");
+            await again.locator("#node-config-input-reconnectMaxDelay").waitFor({ state: "hidden" });
+            await closeConfigAndNodeDialogs("ok", "cancel");
+            should(await page.evaluate((id) => {
+                const config = RED.nodes.node(id);
+                return [config.reconnectPolicy, config.reconnectDelay, config.reconnectMaxDelay, config.reconnectFactor];
+            }, clientId)).eql(["fixed", "2", "", ""]);
         });
 });
