@@ -257,3 +257,54 @@ describe("py-websocket client under the flow's control", function () {
         should(statuses.find((s) => s.event === "error")).be.ok();
     });
 });
+
+describe("the example flow 05 - Connect to a URL given at runtime", function () {
+    withHelper(helper);
+    const core = require("./lib/node-red-path").coreNodePath;
+    const modules = [translatedNodes, catchNode, require(core("core/function/10-function.js")),
+        require(core("core/common/20-inject.js")), require(core("core/common/90-comment.js"))];
+
+    /** The example as a test loads it: debug nodes as helper nodes, this Node-RED's port. */
+    function exampleFlow() {
+        const flow = JSON.parse(require("fs").readFileSync(require("path").join(__dirname, "..", "examples", "flows",
+            "05 - Connect to a URL given at runtime.json"), "utf8"));
+        const port = new URL(helper.url()).port;
+        for (const node of flow) {
+            if (node.type === "debug") node.type = "helper";
+            if (node.type === "py-websocket-client") node.path = node.path.replace(":1880", ":" + port);
+            for (const prop of node.props || []) {
+                if (prop.p === "url") prop.v = prop.v.replace(":1880", ":" + port);
+            }
+        }
+        const byName = (type, name) => flow.find((node) => node.type === type && node.name === name).id;
+        return { flow, byName, port };
+    }
+
+    it("waits for a button, moves between the stations, holds a message while down and catches a bad URL", async function () {
+        const { flow, byName, port } = exampleFlow();
+        await helper.load(modules, flow);
+        const replies = recordMessages(helper.getNode(byName("helper", "replies")));
+        const events = recordMessages(helper.getNode(byName("helper", "connection events")));
+        const errors = recordMessages(helper.getNode(byName("helper", "errors")));
+        const statuses = recordStatuses(helper.getNode(flow.find((n) => n.type === "py-websocket in" && n.client).id));
+        const press = (name) => helper.getNode(byName("inject", name)).receive({});
+        await waitFor("the idle status", () => texts(statuses).includes("websocket.status.idle"));
+        press("say hello"); // held: nothing is connected yet
+        press("connect to A");
+        await waitFor("A's answer to the held message", () => replies.some((m) => m.payload === "station A heard: hello"));
+        press("connect to B");
+        await waitFor("connected to B", () => texts(statuses).includes(`connected to ws://localhost:${port}/station/b`));
+        press("say hello");
+        await waitFor("B's answer", () => replies.some((m) => m.payload === "station B heard: hello"));
+        press("bad URL");
+        await waitFor("the error", () => errors.length === 1);
+        errors[0].error.message.replace(/^Error: /, "").should.equal(t("websocket.errors.bad-client-url"));
+        press("disconnect");
+        await waitFor("the disconnect", () => events.filter((m) => m.event === "disconnect").length === 2);
+        events.map((m) => m.event).should.eql(["connect", "disconnect", "connect", "disconnect"]);
+        events[1].payload.by.should.equal("client");
+        events[2].payload.url.should.equal(`ws://localhost:${port}/station/b`);
+        await delay(ms(1500)); // past the first backoff delay: it stays down
+        events.length.should.equal(4);
+    });
+});

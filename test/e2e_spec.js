@@ -108,7 +108,7 @@ describe("palette install, end to end", function () {
         // examples/flows/ in the package: Import > Examples > <package> > flows > ...
         const { body } = await api(port, "GET", `/library/examples/flows/${PACKAGE}/flows`);
         body.map((entry) => entry.fn).should.eql(["01 - Echo test", "02 - Entire message", "03 - Reply vs broadcast",
-            "04 - Chat with JWT"]);
+            "04 - Chat with JWT", "05 - Connect to a URL given at runtime"]);
     });
 
     it("deploys the echo example, sets Python up at first use, and echoes through a real client", async function () {
