@@ -143,7 +143,7 @@ describe("py-websocket client under the flow's control", function () {
 
     it("backs off as the server sees it: waits grow by the factor up to the maximum, then it gives up", async function () {
         this.timeout(ms(30000));
-        const unit = 0.2; // seconds
+        const unit = ms(200) / 1000; // seconds, scaled like every wait of the tests
         const attempts = [];
         const remote = await server({ verifyClient: (info, accept) => {
             attempts.push(Date.now());
