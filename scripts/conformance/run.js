@@ -5,9 +5,12 @@
  * Listener modes: `wstest -m fuzzingclient` connects to an echo flow (`py-websocket in` →
  * `py-websocket out` on one `py-websocket-listener`). Client modes: Autobahn's fuzzing server
  * (testsuite.py, on 127.0.0.1) is the remote end of a `py-websocket-client` whose `in` → `out`
- * echo; one deploy per case, as there is no runtime "connect to URL" yet. Prints a table per
- * mode by case group, every case that differs from expected.json, and exits 0 only when all
- * outcomes match it. Autobahn's own environment (Python 2.7) is set up at first use in `.autobahn/`.
+ * echo. The flow is deployed once with automatic connect off; each case is a POST of its URL to
+ * an HTTP In node of that flow, which sends `out` a `connect` action to it. core-client (core's
+ * nodes have no such action) deploys the flow once per case with the case's URL instead. Prints
+ * a table per mode by case group, every case that differs from expected.json, and exits 0 only
+ * when all outcomes match it. Autobahn's own environment (Python 2.7) is set up at first use in
+ * `.autobahn/`.
  *
  *   npm run conformance                          # handoff, relay, compression, client, client-compression
  *   npm run conformance -- --modes relay --cases '1.*,7.*' --keep
@@ -31,6 +34,9 @@ const COMPRESSION_CASES = ["12.*", "13.*"];
 // 12.x.y / 13.x.y: y = 8–10 and 13–18 echo 1,000 messages of 32–128 KiB each; on this kind of
 // machine they are ~85 % of a compression mode's time (15–22 min with them, 2–3 without).
 const QUICK_SKIPS = ["8", "9", "10", "13", "14", "15", "16", "17", "18"].flatMap((y) => [`12.*.${y}`, `13.*.${y}`]);
+// One client connection serves every case: without this, echoes that reach `out` after a case's
+// connection closed would be queued and sent over the next case's connection.
+const NO_CLIENT_QUEUE = "pyWebsocketClientQueueSize: 0";
 
 const MODES = {
     handoff: { about: "listener, socket handed over to the worker (default)", kind: "listener", cases: ["*"] },
@@ -38,9 +44,9 @@ const MODES = {
         settings: "pyWebsocketListenerHandoff: false" },
     compression: { about: "listener (handoff), permessage-deflate on", kind: "listener", cases: COMPRESSION_CASES,
         settings: "pyWebsocketListenerCompression: true", deflate: true },
-    client: { about: "client connection", kind: "client", cases: ["*"] },
+    client: { about: "client connection", kind: "client", cases: ["*"], settings: NO_CLIENT_QUEUE },
     "client-compression": { about: "client connection, permessage-deflate on", kind: "client",
-        cases: COMPRESSION_CASES, settings: "pyWebsocketListenerCompression: true", deflate: true },
+        cases: COMPRESSION_CASES, settings: `${NO_CLIENT_QUEUE}, pyWebsocketListenerCompression: true`, deflate: true },
     // Judged by handoff's and client's rules, but never fail the run.
     core: { about: "reference: core websocket nodes, listener", kind: "listener", cases: ["*"], core: true,
         like: "handoff" },
@@ -240,7 +246,31 @@ function serverCall(port, pathAndQuery, timeoutMs) {
     return { open, done, socket };
 }
 
-/** Client modes: Autobahn's fuzzing server, one deploy of the client echo flow per case. */
+/** core-client: core's client cannot be told a URL at runtime, so each case is a deploy with its URL. */
+function deployPerCase(nr) {
+    let type = "full";
+    return async (url) => {
+        await nr.deploy(flows.clientEcho(url, { core: true }), type);
+        type = "nodes";
+    };
+}
+
+/**
+ * Our client modes: one deploy, where nothing connects until told to (`serverUrl` is only a
+ * valid placeholder), then per case a POST of its URL that becomes a `connect` action on `out`.
+ */
+async function connectPerCase(nr, serverUrl) {
+    await nr.deploy(flows.clientControl(serverUrl), "full");
+    return async (url) => {
+        // HTTP In nodes are served on the admin port (httpNodeRoot and httpAdminRoot are both "/").
+        const result = await nr.api("POST", flows.CONNECT_PATH, { url });
+        if (result.status !== 200) {
+            throw new Error(`POST ${flows.CONNECT_PATH} answered HTTP ${result.status}: ${JSON.stringify(result.body)}`);
+        }
+    };
+}
+
+/** Client modes: Autobahn's fuzzing server; each case's URL reaches the client by connectPerCase or deployPerCase. */
 async function runClientMode(mode, ids, env, outdir, options) {
     const nr = await startNodeRed(mode);
     let server = null;
@@ -284,15 +314,13 @@ async function runClientMode(mode, ids, env, outdir, options) {
         const cpu = sampleCpu(server, nr);
         const step = progress(mode, ids.length);
         const query = (id) => `casetuple=${encodeURIComponent(id)}&agent=${encodeURIComponent(agent)}`;
-        let type = "full";
+        const runCase = MODES[mode].core ? deployPerCase(nr) : await connectPerCase(nr, `ws://127.0.0.1:${port}`);
         for (const id of ids) {
             step(id);
             // Answered once the case's connection is gone and its result recorded.
             const status = serverCall(port, `/getCaseStatus?${query(id)}`, options.caseTimeout * 1000);
             await status.open;
-            await nr.deploy(flows.clientEcho(`ws://127.0.0.1:${port}/runCase?${query(id)}`,
-                { core: !!MODES[mode].core }), type);
-            type = "nodes";
+            await runCase(`ws://127.0.0.1:${port}/runCase?${query(id)}`);
             try {
                 await status.done;
             } catch (err) {
@@ -300,11 +328,11 @@ async function runClientMode(mode, ids, env, outdir, options) {
             }
             if (!nr.alive()) throw new Error(`Node-RED exited during case ${id}:\n${nr.logTail()}`);
         }
-        await nr.deploy([], "full"); // stops the last client before it reconnects
+        await nr.deploy([], "full"); // stops the last client (core's would reconnect)
         const update = serverCall(port, `/updateReports?agent=${encodeURIComponent(agent)}`, 120000);
         await update.done;
         for (const [id, count] of Object.entries(runs)) {
-            if (count > 1) notes.push(`${id} ran ${count} times (the client reconnected before the next deploy); the report has the last run`);
+            if (count > 1) notes.push(`${id} ran ${count} times (the client reconnected by itself); the report has the last run`);
         }
         return { results: report.readIndex(outdir, agent), notes, cpu: cpu.stop() };
     } finally {
