@@ -262,10 +262,16 @@ function deployPerCase(nr) {
 async function connectPerCase(nr, serverUrl) {
     await nr.deploy(flows.clientControl(serverUrl), "full");
     return async (url) => {
-        // HTTP In nodes are served on the admin port (httpNodeRoot and httpAdminRoot are both "/").
-        const result = await nr.api("POST", flows.CONNECT_PATH, { url });
-        if (result.status !== 200) {
-            throw new Error(`POST ${flows.CONNECT_PATH} answered HTTP ${result.status}: ${JSON.stringify(result.body)}`);
+        const deadline = Date.now() + 30000;
+        for (;;) {
+            // HTTP In nodes are served on the admin port (httpNodeRoot and httpAdminRoot are both "/").
+            const result = await nr.api("POST", flows.CONNECT_PATH, { url });
+            if (result.status === 200) return;
+            // Node-RED answers a deploy before it starts the flows: until then the route is not there.
+            if (result.status !== 404 || Date.now() > deadline) {
+                throw new Error(`POST ${flows.CONNECT_PATH} answered HTTP ${result.status}: ${JSON.stringify(result.body)}`);
+            }
+            await processes.delay(50);
         }
     };
 }
