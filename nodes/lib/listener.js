@@ -80,8 +80,9 @@ class Listener {
             workerState(state, detail) {
                 node.emit("worker", { state, detail });
             },
-            workerLost() {
-                for (const sid of Array.from(sessions.keys())) events.close(sid, 1006, "", "error");
+            // The sessions that went with a worker (null: all of them).
+            workerLost(sids) {
+                for (const sid of sids || Array.from(sessions.keys())) events.close(sid, 1006, "", "error");
             },
         };
         return events;

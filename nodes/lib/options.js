@@ -9,13 +9,19 @@
  */
 "use strict";
 
+const os = require("os");
+
 const MiB = 1024 * 1024;
+// Worker processes: at most this many when set as a number, and this many CPUs' worth for "auto".
+const MAX_WORKERS = 16;
+const MAX_AUTO_WORKERS = 8;
 
 const isBoolean = (value) => typeof value === "boolean";
 const isText = (value) => typeof value === "string" && value !== "";
 const isCount = (value) => Number.isInteger(value) && value >= 0;
 const isPositiveCount = (value) => Number.isInteger(value) && value >= 1;
 const isSeconds = (value) => typeof value === "number" && value >= 0 && value !== Infinity;
+const isWorkers = (value) => value === "auto" || (Number.isInteger(value) && value >= 1 && value <= MAX_WORKERS);
 
 /**
  * settings.js values: name, default, check and what the check wants (for the warning). Unset
@@ -41,6 +47,8 @@ const SETTINGS = {
         expected: "a whole number of bytes >= 1" },
     clientQueueSize: { name: "pyWebsocketClientQueueSize", default: 1000, check: isCount,
         expected: "a whole number of messages >= 0 (0 = no queue)" },
+    workers: { name: "pyWebsocketWorkers", default: 1, check: isWorkers,
+        expected: `a whole number of workers from 1 to ${MAX_WORKERS}, or "auto"` },
 };
 
 /** Fixed bounds (not settings); each named for what it bounds. Tests may pass smaller ones to the bridge. */
@@ -96,6 +104,16 @@ function settingsValues(settings, report = () => {}) {
         }
     }
     return values;
+}
+
+/**
+ * How many worker processes a `workers` value (settingsValues) asks for: "auto" is one per CPU
+ * the process may use, at most MAX_AUTO_WORKERS (each worker is a Python process of its own).
+ */
+function workerCount(workers) {
+    if (workers !== "auto") return workers;
+    const cpus = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+    return Math.max(1, Math.min(cpus, MAX_AUTO_WORKERS));
 }
 
 /** A path that connects (ws:// or wss:// URL) rather than listens, as core decides it. */
@@ -290,6 +308,6 @@ function connectOptions(values, connection) {
 }
 
 module.exports = {
-    SETTINGS, LIMITS, RECONNECT_DEFAULTS, RECONNECT_RESET_DELAYS, settingsValues, isClientPath, configProperties,
-    clientProperties, listenerProperties, configureOptions, listenOptions, connectOptions,
+    SETTINGS, LIMITS, RECONNECT_DEFAULTS, RECONNECT_RESET_DELAYS, settingsValues, workerCount, isClientPath,
+    configProperties, clientProperties, listenerProperties, configureOptions, listenOptions, connectOptions,
 };
