@@ -39,7 +39,7 @@ describe("options", function () {
 
     it("sends every option docs/protocol.md lists for configure, listen and connect, each with a value", function () {
         const sent = {
-            configure: configureOptions(defaults),
+            configure: configureOptions(defaults, "a1b2c3d4", 0),
             listen: listenOptions(defaults, "/path"),
             connect: connectOptions(defaults, { url: "ws://127.0.0.1:1/", subprotocols: [], headers: [],
                 heartbeat: 0, tls: null, proxy: null }),

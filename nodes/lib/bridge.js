@@ -13,8 +13,17 @@
  * placed on (a reply or a close goes there; a broadcast, encoded once, to every worker), and a
  * client connection lives on one worker. A worker that dies takes only its own sessions and
  * client connections with it.
+ *
+ * With a backplane (a listener shared with other Node-RED instances through Redis, see
+ * docs/protocol.md) a session id also names this instance (`instance`, random per bridge) and
+ * the worker's slot: `<instance>.<slot>.<id>`. A broadcast goes to every worker as usual, but
+ * the first ready one gets `publish` instead of `send`, so it is published once per instance;
+ * a reply or a close for a session of another instance goes to that same worker, which
+ * publishes it to the instance holding the session.
  */
 "use strict";
+
+const crypto = require("crypto");
 
 const { FrameError, asBuffer, encodeFrame } = require("./protocol");
 const { BridgeLog } = require("./bridge-log");
@@ -34,6 +43,10 @@ const { watchShutdown } = require("./shutdown");
 const EVENTS = {
     hello: [1, (bridge, worker, info) => worker.hello(info || {})],
     log: [2, (bridge, worker, level, text) => bridge.log.worker(level, text)],
+    backplane: [3, (bridge, worker, id, state, info) => {
+        const handler = bridge._handler(id);
+        if (handler && handler.backplane) handler.backplane(worker, String(state), info || {});
+    }],
     open: [2, (bridge, worker, id, sid, info) => {
         const owner = bridge.owners.get(id);
         if (!owner) return;
@@ -71,6 +84,8 @@ class Bridge {
     /** limits: options.js LIMITS, some replaced (tests pass shorter ones). */
     constructor(limits = {}) {
         this.limits = Object.assign({}, LIMITS, limits);
+        // This Node-RED on a backplane: in the session ids of listeners that have one.
+        this.instance = crypto.randomBytes(4).toString("hex");
         this.rawSettings = {};
         this.log = new BridgeLog();
         this.owners = new Owners();
@@ -78,7 +93,7 @@ class Bridge {
             log: this.log,
             limits: this.limits,
             rawSettings: () => this.rawSettings,
-            configureOptions: () => configureOptions(this.settings()),
+            configureOptions: (worker) => configureOptions(this.settings(), this.instance, worker.slot),
             wanted: () => this.owners.size > 0 || this.handoff.pending.length > 0,
             onFrames: (worker, frames) => this._dispatch(worker, frames),
             onReady: (worker) => this._declareAll(worker),
@@ -88,7 +103,8 @@ class Bridge {
         this.shown = this.pool.summary(); // the pool's state as listeners were last told it
         this.relay = new Relay();
         this.handoff = new Handoff({ relay: this.relay, owners: this.owners, log: this.log, limits: this.limits,
-            settings: () => this.settings(), place: (id) => this._place(id), failed: () => this.pool.failed() });
+            settings: () => this.settings(), place: (id) => this._place(id), failed: () => this.pool.failed(),
+            sessionId: (id, sid, worker) => this._sessionId(id, sid, worker) });
         watchShutdown();
     }
 
@@ -152,8 +168,9 @@ class Bridge {
     send(id, sid, data, { force = false } = {}) {
         const owner = this.owners.get(id);
         if (!owner) return "not-ready";
-        if (sid === null && owner.kind === "listen" && this.pool.size > 1) {
-            return this._broadcast(["send", id, null, data], force);
+        if (sid === null && owner.kind === "listen") {
+            if (owner.options.backplane) return this._broadcast(["send", id, null, data], force, ["publish", id, data]);
+            if (this.pool.size > 1) return this._broadcast(["send", id, null, data], force);
         }
         const worker = this._workerOf(owner, sid);
         if (!worker || !worker.isReady()) return "not-ready";
@@ -209,6 +226,13 @@ class Bridge {
         this.handoff.accept(id, sid, req, socket, head);
     }
 
+    /** Whether sid names a session of endpoint id held by another instance (through its backplane). */
+    isRemoteSession(id, sid) {
+        const owner = this.owners.get(id);
+        return Boolean(owner && owner.options.backplane) && typeof sid === "string" &&
+            /^[0-9a-f]+\.\d+\./.test(sid) && !sid.startsWith(this.instance + ".");
+    }
+
     /** Every worker is ready. */
     isReady() {
         return this.pool.isReady();
@@ -253,15 +277,23 @@ class Bridge {
         return owner ? owner.handler : null;
     }
 
-    /** The worker serving session sid of an endpoint, or the client connection's. */
+    /**
+     * The worker serving session sid of an endpoint, or the client connection's; for a session
+     * of another instance, the worker that publishes (the first ready one).
+     */
     _workerOf(owner, sid) {
         if (owner.kind === "connect") return owner.worker;
-        if (owner.placed) return owner.placed.get(sid) || null;
-        return this.pool.workers[0];
+        if (!owner.placed) return this.pool.workers[0];
+        const placed = owner.placed.get(sid);
+        if (placed) return placed;
+        return this.isRemoteSession(owner.id, sid) ? this.pool.workers.find((worker) => worker.isReady()) || null : null;
     }
 
-    /** To every ready worker, encoded once; nothing unless every one of them takes it (or `force`). */
-    _broadcast(frame, force) {
+    /**
+     * To every ready worker, encoded once; nothing unless every one of them takes it (or `force`).
+     * With `publisherFrame` the first ready worker gets that instead (`publish`: once per instance).
+     */
+    _broadcast(frame, force, publisherFrame = null) {
         let ready = 0;
         for (const worker of this.pool.workers) {
             if (!worker.isReady()) continue;
@@ -269,11 +301,25 @@ class Bridge {
             ready++;
         }
         if (ready === 0) return "not-ready";
-        const bytes = encodeFrame(frame);
+        let bytes = null;
+        let publisher = publisherFrame;
         for (const worker of this.pool.workers) {
-            if (worker.isReady()) worker.sendEncoded(bytes);
+            if (!worker.isReady()) continue;
+            if (publisher !== null) {
+                worker.send(publisher);
+                publisher = null;
+                continue;
+            }
+            if (bytes === null) bytes = encodeFrame(frame);
+            worker.sendEncoded(bytes);
         }
         return "sent";
+    }
+
+    /** A new session's id: with a backplane it names this instance and the worker's slot. */
+    _sessionId(id, sid, worker) {
+        const owner = this.owners.get(id);
+        return owner && owner.options.backplane ? `${this.instance}.${worker.slot}.${sid}` : sid;
     }
 
     /** The worker that takes a new connection for endpoint id now (handoff.js), or null. */
@@ -326,9 +372,9 @@ class Bridge {
                 const sids = [];
                 for (const [sid, placed] of owner.placed) if (placed === worker) sids.push(sid);
                 for (const sid of sids) owner.placed.delete(sid);
-                owner.handler.workerLost(sids);
+                owner.handler.workerLost(sids, worker);
             } else {
-                owner.handler.workerLost(null);
+                owner.handler.workerLost(null, worker);
             }
         }
     }

@@ -11,8 +11,9 @@
 class Handoff {
     /**
      * host: place(id) (the worker, a WorkerProcess, that takes a connection for endpoint id now,
-     * or null while none serves it), failed() (no worker will come), relay, owners, log (a
-     * BridgeLog), limits, settings() (validated settings.js values).
+     * or null while none serves it), failed() (no worker will come), sessionId(id, sid, worker)
+     * (the session's id once placed on worker), relay, owners, log (a BridgeLog), limits,
+     * settings() (validated settings.js values).
      */
     constructor(host) {
         this.host = host;
@@ -95,6 +96,7 @@ class Handoff {
             item.socket.destroy();
             return;
         }
+        item.sid = this.host.sessionId(item.id, item.sid, worker);
         if (item.relayed) {
             this.host.relay.open(item, worker);
             return;

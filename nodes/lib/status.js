@@ -3,7 +3,9 @@
  * "error", "disconnected", each with `event` and the `_session` of the client that came or went,
  * so a Status node can follow sessions), plus a client connection's own states (connecting,
  * reconnecting in N s, waiting for a connect action, gave up; the URL when the flow changed it)
- * and the worker's (starting, installing, restarting, Python missing).
+ * and the worker's (starting, installing, restarting, Python missing). A listener whose
+ * backplane is down shows it (yellow ring, "backplane down", after the count while clients are
+ * connected) until it is up again.
  */
 "use strict";
 
@@ -54,7 +56,24 @@ function followStatus(RED, node, config) {
         return null;
     }
 
+    let backplaneDown = false;
+    let backplaneText = null;
+
+    /** A listener's status while its backplane is down: its count, and that. */
+    function withBackplane(status, count) {
+        if (!backplaneDown) return status;
+        if (backplaneText === null) backplaneText = RED._("websocket.status.backplane-down");
+        const text = count > 0 ? connectedText({ count }) + ", " + backplaneText : backplaneText;
+        return Object.assign({}, status, { fill: "yellow", shape: "ring", text });
+    }
+
     let workerStatusShown = false;
+    config.on("backplane", function ({ state, count }) {
+        backplaneDown = state === "down";
+        workerStatusShown = false;
+        if (backplaneDown) node.status(withBackplane({}, count));
+        else node.status(count > 0 ? { fill: "green", shape: "dot", text: connectedText({ count }) } : {});
+    });
     config.on("client-state", function (event) {
         const status = clientStateStatus(event);
         if (status) {
@@ -64,12 +83,12 @@ function followStatus(RED, node, config) {
     });
     config.on("opened", function (event) {
         workerStatusShown = false;
-        node.status({
+        node.status(withBackplane({
             fill: "green", shape: "dot",
             text: event.url ? RED._("websocket.status.connected-to", { url: event.url }) : connectedText(event),
             event: "connect",
             _session: { type: "websocket", id: event.id },
-        });
+        }, event.count));
     });
     config.on("session-error", function (event) {
         workerStatusShown = false;
@@ -89,7 +108,7 @@ function followStatus(RED, node, config) {
         }
         status.event = "disconnect";
         status._session = { type: "websocket", id: event.id };
-        node.status(status);
+        node.status(withBackplane(status, event.count));
     });
     config.on("worker", function ({ state, detail }) {
         if (state === "ready") {

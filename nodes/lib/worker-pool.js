@@ -26,7 +26,7 @@ const HOPE = ["installing", "starting", "restarting", "failed", "stopped", "idle
 
 class WorkerPool {
     /**
-     * host: as a WorkerProcess's (rawSettings(), configureOptions(), log, limits, wanted()), with
+     * host: as a WorkerProcess's (rawSettings(), log, limits, wanted()), with configureOptions(worker),
      * onFrames(worker, frames), onReady(worker), onLost(worker), onState(worker) naming the worker.
      */
     constructor(host, size = 1) {
@@ -114,7 +114,7 @@ class WorkerPool {
         const worker = new WorkerProcess({
             log: host.log,
             limits: host.limits,
-            configureOptions: host.configureOptions,
+            configureOptions: () => host.configureOptions(worker),
             wanted: host.wanted,
             prepare: (onProgress) => this._prepare(onProgress),
             onFrames: (frames) => host.onFrames(worker, frames),
