@@ -483,7 +483,8 @@ class Link:
             seconds = time.monotonic() - was_down
             text = f"backplane {self.url} is back after {seconds:.1f} s"
             if self.lost:
-                text += (f"; {self.lost} messages could not be published meanwhile (other "
+                plural = "" if self.lost == 1 else "s"
+                text += (f"; {self.lost} message{plural} could not be published meanwhile (other "
                          "instances missed them: pub/sub keeps no history)")  # fmt: skip
             self._log("warn" if self.lost else "info", text)
         self.lost = 0
