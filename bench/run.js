@@ -30,9 +30,9 @@ const { fileLimits, childPids, clockTicks } = require("./lib/proc");
 const { SCENARIOS, SIZES, figureDefs } = require("./lib/scenarios");
 const { LARGE_SCENARIOS, LARGE_SIZES, KINDS, largeCases } = require("./lib/large");
 const report = require("./lib/report");
+const { startLoadgen } = require("./lib/loadgen-client");
 
 const VENV = process.env.NODE_RED_PYTHON_VENV || path.join(ROOT, ".venv");
-const IPC_TIMEOUT_MS = 10 * 60 * 1000;
 
 const DEFAULT_SCENARIOS = ["echo", "latency", "broadcast", "connscale", "ingest"];
 const GROUPS = { default: DEFAULT_SCENARIOS, large: Object.keys(LARGE_SCENARIOS) };
@@ -83,39 +83,6 @@ function parseArgs(argv) {
 
 function log(text) {
     process.stderr.write(`[bench] ${text}\n`);
-}
-
-/** The load generator process and a request/response call over its IPC channel. */
-function startLoadgen(fileLimit) {
-    const script = path.join(__dirname, "loadgen.js");
-    const child = fileLimit
-        ? childProcess.spawn("bash", ["-c", `ulimit -n ${fileLimit} && exec '${process.execPath}' '${script}'`],
-            { stdio: ["ignore", "inherit", "inherit", "ipc"] })
-        : childProcess.fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    const waiting = new Map();
-    let nextId = 1;
-    child.on("message", ({ id, result, error }) => {
-        const entry = waiting.get(id);
-        if (!entry) return;
-        waiting.delete(id);
-        clearTimeout(entry.timer);
-        if (error) entry.reject(new Error(`loadgen: ${error}`));
-        else entry.resolve(result);
-    });
-    child.on("exit", (code, signal) => {
-        for (const entry of waiting.values()) entry.reject(new Error(`loadgen exited (${code || signal})`));
-        waiting.clear();
-    });
-    const call = (command, args) => new Promise((resolve, reject) => {
-        const id = nextId++;
-        const timer = setTimeout(() => {
-            waiting.delete(id);
-            reject(new Error(`loadgen ${command} did not answer in ${IPC_TIMEOUT_MS / 1000} s`));
-        }, IPC_TIMEOUT_MS);
-        waiting.set(id, { resolve, reject, timer });
-        child.send({ id, command, args });
-    });
-    return { child, call, stop: () => child.connected && child.disconnect() };
 }
 
 /**

@@ -41,6 +41,7 @@ import msgpack
 
 from .background import Background
 from .options import BackplaneOptions
+from .shell import WriteBatch
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -244,8 +245,11 @@ class Link:
     """
 
     def __init__(self, options: BackplaneOptions, instance: str, node: str, emit: Emit,
-                 log: Log) -> None:  # fmt: skip
+                 log: Log, batch: WriteBatch | None = None) -> None:  # fmt: skip
         self.options = options
+        self._batch = batch if batch is not None else WriteBatch()
+        #: Messages read from Redis, delivered together once the reader waits for more.
+        self._arrived: list[tuple[bytes, bytes]] = []
         self.instance = instance
         self.node = node
         self.url = safe_url(options.url)
@@ -341,6 +345,20 @@ class Link:
         self.lost_total += count
 
     # Receiving.
+
+    def _arrive(self, channel: bytes, payload: bytes) -> None:
+        """Deliver what the reader took from Redis once it waits for more: every message of one
+        read of the socket in one write batch, so that each session gets them in one syscall
+        (one write per message and session cost 4x the CPU of a local broadcast)."""
+        if not self._arrived:
+            asyncio.get_running_loop().call_soon(self._deliver_arrived)
+        self._arrived.append((channel, payload))
+
+    def _deliver_arrived(self) -> None:
+        arrived, self._arrived = self._arrived, []
+        with self._batch:
+            for channel, payload in arrived:
+                self._received(channel, payload)
 
     def _received(self, channel: bytes, payload: bytes) -> None:
         self.received += 1
@@ -452,7 +470,7 @@ class Link:
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
             if message is not None and message.get("type") == "message":
-                self._received(message["channel"], message["data"])
+                self._arrive(message["channel"], message["data"])
 
     async def _write(self, client: Redis) -> None:
         while True:
@@ -531,9 +549,10 @@ class Backplanes:
     ``configure`` names this worker (``instance`` and ``node``); until then no link is made.
     """
 
-    def __init__(self, emit: Emit, log: Log) -> None:
+    def __init__(self, emit: Emit, log: Log, batch: WriteBatch | None = None) -> None:
         self._emit = emit
         self._log = log
+        self._batch = batch
         self.instance = ""
         self.node = ""
         self._links: dict[BackplaneOptions, Link] = {}
@@ -567,7 +586,7 @@ class Backplanes:
             return
         link = self._links.get(options)
         if link is None:
-            link = Link(options, self.instance, self.node, self._emit, self._log)
+            link = Link(options, self.instance, self.node, self._emit, self._log, self._batch)
             self._links[options] = link
         self._by_endpoint[endpoint.owner] = link
         link.attach(endpoint, path)

@@ -172,22 +172,20 @@ class Endpoint:
     # What comes through the backplane (backplane.Subscriber).
 
     def remote_send(self, sid: str | None, data: str | bytes) -> bool:
-        with self.batch:
-            if sid is None:
-                self.send(None, data)
-                return True
-            session = self.sessions.get(sid)
-            if session is None or not session.is_open:
-                return False
-            session.send(data)
+        if sid is None:
+            self.send(None, data)
             return True
+        session = self.sessions.get(sid)
+        if session is None or not session.is_open:
+            return False
+        session.send(data)
+        return True
 
     def remote_close(self, sid: str, code: int, reason: str) -> bool:
         session = self.sessions.get(sid)
         if session is None or not session.opened:
             return False
-        with self.batch:
-            session.close(code, reason)
+        session.close(code, reason)
         return True
 
     def close_session(self, sid: str | None, code: int, reason: str) -> None:
@@ -268,7 +266,7 @@ class Endpoints:
         #: Enter it around a run of commands to write each session's frames at once.
         self.batch = batch if batch is not None else WriteBatch()
         #: The links to other instances of endpoints with a backplane.
-        self.backplanes = Backplanes(emit, self._log)
+        self.backplanes = Backplanes(emit, self._log, self.batch)
 
     def __contains__(self, owner: object) -> bool:
         return owner in self._endpoints
