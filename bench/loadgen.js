@@ -357,8 +357,8 @@ const commands = {
      * is registered; then deliveries are counted from the trigger to the last delivery.
      * `fanoutUrl` may be a list (several Node-RED instances sharing the path through a
      * backplane): the clients are spread over them evenly, in that order. With `latencyRounds`,
-     * that many single broadcasts follow, one at a time: for each URL, the p50 over the rounds
-     * of the time from the trigger to the last client of that URL receiving it.
+     * that many single broadcasts follow, one at a time: for each URL, the p50 and p99 over the
+     * rounds of the time from the trigger to the last client of that URL receiving it.
      */
     async broadcast({ fanoutUrl, triggerUrl, clients, messages, warmupMessages, concurrency, pids, stallMs,
         latencyRounds = 0 }) {
@@ -436,10 +436,12 @@ const commands = {
                 one.toLast.forEach((us, group) => samples[group].push(us));
                 await new Promise((resolve) => setTimeout(resolve, 5));
             }
-            result.latencyToLastP50 = samples.map((list) => {
-                list.sort((x, y) => x - y);
-                return list.length ? list[Math.floor(list.length / 2)] : null;
+            const quantile = (q) => samples.map((list) => {
+                const sorted = list.slice().sort((x, y) => x - y);
+                return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] : null;
             });
+            result.latencyToLastP50 = quantile(0.5);
+            result.latencyToLastP99 = quantile(0.99);
         }
         measuring = false;
         result.closedEarly = closedEarly;
