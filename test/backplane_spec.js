@@ -57,14 +57,36 @@ async function chatClient(red) {
     return ws;
 }
 
-/** Each client got exactly `expected` since `marks` (its received length then), nothing more. */
-async function exactly(clients, expected, marks) {
+let probes = 0;
+
+/**
+ * Each client got exactly `expected` since `marks` (its received length then; `expected` may be
+ * one list per client), then a probe
+ * broadcast from each of `reds`, in either order, and nothing else: a message that should not
+ * have come (a duplicate, a reply to another client) would have come before the probes (the
+ * probe of the other instance follows on each instance's subscription whatever was published
+ * before it).
+ */
+async function exactly(clients, expectedOf, marks, reds) {
+    const expect = (index) => (Array.isArray(expectedOf[0]) ? expectedOf[index] : expectedOf);
     for (const [index, ws] of clients.entries()) {
+        const expected = expect(index);
         await waitFor(`${expected.join(", ")} on client ${index}`, () => ws.received.length >= marks[index] + expected.length,
             ms(10000));
     }
-    await delay(ms(200)); // a duplicate through Redis would arrive within this
-    for (const [index, ws] of clients.entries()) ws.received.slice(marks[index]).should.eql(expected, `client ${index}`);
+    const sent = [];
+    for (const red of reds) {
+        const text = `probe ${++probes}`;
+        sent.push(text);
+        await post(red, { text });
+    }
+    for (const [index, ws] of clients.entries()) {
+        await waitFor(`the probes on client ${index}`, () => sent.every((text) => ws.received.includes(text)), ms(10000));
+        const got = ws.received.slice(marks[index]);
+        const expected = expect(index);
+        got.slice(0, expected.length).should.eql(expected, `client ${index}`);
+        got.slice(expected.length).sort().should.eql(sent.slice().sort(), `client ${index}`);
+    }
 }
 
 const marksOf = (clients) => clients.map((ws) => ws.received.length);
@@ -95,7 +117,6 @@ describe("backplane: two Node-RED instances and Redis", function () {
             await delay(ms(50));
             return clients.every((ws) => ws.received.includes("ping a") && ws.received.includes("ping b"));
         }, ms(20000));
-        await delay(ms(300));
     });
 
     after(async function () {
@@ -115,16 +136,14 @@ describe("backplane: two Node-RED instances and Redis", function () {
         const marks = marksOf(clients);
         await post(a, { text: "hello all" });
         await post(a, { text: "second" });
-        await exactly(clients, ["hello all", "second"], marks);
+        await exactly(clients, ["hello all", "second"], marks, [a, b]);
     });
 
     it("delivers a reply made on B to the session held by A, and to no one else", async function () {
         const marks = marksOf(clients);
         await post(b, { text: "for a1 only", session: clients[0].sid });
         await post(b, { text: "for b2 only", session: clients[3].sid });
-        await waitFor("the replies", () => clients[0].received.length > marks[0] && clients[3].received.length > marks[3]);
-        await delay(ms(200));
-        clients.map((ws, index) => ws.received.slice(marks[index])).should.eql([["for a1 only"], [], [], ["for b2 only"]]);
+        await exactly(clients, [["for a1 only"], [], [], ["for b2 only"]], marks, [a, b]);
     });
 
     it("keeps serving each instance's clients while Redis is down, says so, and resumes with the loss counted", async function () {
@@ -134,11 +153,7 @@ describe("backplane: two Node-RED instances and Redis", function () {
             () => statusesA.some(({ status }) => /backplane down/.test(status.text || "")), ms(10000));
         const marks = marksOf(clients);
         await post(a, { text: "while down" });
-        await waitFor("A's clients", () => a1.received.length > marks[0] && a2.received.length > marks[1]);
-        await delay(ms(300));
-        b1.received.length.should.equal(marks[2]);
-        b2.received.length.should.equal(marks[3]);
-        a1.received.slice(marks[0]).should.eql(["while down"]);
+        await exactly([a1, a2], ["while down"], [marks[0], marks[1]], [a]);
 
         await redis.start();
         const seen = statusesA.length;
@@ -150,11 +165,12 @@ describe("backplane: two Node-RED instances and Redis", function () {
             await delay(ms(100));
             return a1.received.includes("b back?") && b1.received.length > before;
         }, ms(20000));
-        await delay(ms(300));
         const after = marksOf(clients);
         await post(a, { text: "after" });
-        await exactly(clients, ["after"], after);
-        await waitFor("the warning with the count", () => /is back after [\d.]+ s; 1 message could not be published/
+        await exactly(clients, ["after"], after, [a, b]);
+        // "while down" was never published: B's clients got none of it.
+        for (const ws of [b1, b2]) ws.received.slice(marks[2]).should.not.containEql("while down");
+        await waitFor("the warning with the count", () => /is back after [\d.]+ s; \d+ messages? could not be published/
             .test(a.output));
     });
 
@@ -166,7 +182,7 @@ describe("backplane: two Node-RED instances and Redis", function () {
         const marks = marksOf([a1, a2]);
         await post(a, { text: "without b", session: b1.sid });
         await post(a, { text: "still here" });
-        await exactly([a1, a2], ["still here"], marks);
+        await exactly([a1, a2], ["still here"], marks, [a]);
         a.running().should.be.true();
     });
 });
