@@ -1,8 +1,8 @@
 "use strict";
 // The inner loop's tier (npm run test:fast, TEST_TIER=fast): no soak, no 10,000 cycles, no real
-// node-red processes (process, ingest, e2e), no browser, no thousand-client fan-out.
+// node-red processes (process, ingest, e2e, backplane), no browser, no thousand-client fan-out.
 const SLOW = ["test/soak_spec.js", "test/cycles_spec.js", "test/process_spec.js", "test/ingest_spec.js",
-    "test/e2e_spec.js", "test/slow_peers_spec.js", "test/browser/**"];
+    "test/e2e_spec.js", "test/slow_peers_spec.js", "test/backplane_spec.js", "test/browser/**"];
 const TIME_FACTOR = Number(process.env.TEST_TIME_FACTOR || 1);
 
 module.exports = {

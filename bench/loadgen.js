@@ -355,24 +355,44 @@ const commands = {
      * Scenario 3: `clients` clients on the fan-out path; one text message "N" on the trigger
      * path makes the flow broadcast N messages. A warm-up broadcast first checks every client
      * is registered; then deliveries are counted from the trigger to the last delivery.
+     * `fanoutUrl` may be a list (several Node-RED instances sharing the path through a
+     * backplane): the clients are spread over them evenly, in that order. With `latencyRounds`,
+     * that many single broadcasts follow, one at a time: for each URL, the p50 and p99 over the
+     * rounds of the time from the trigger to the last client of that URL receiving it.
      */
-    async broadcast({ fanoutUrl, triggerUrl, clients, messages, warmupMessages, concurrency, pids, stallMs }) {
+    async broadcast({ fanoutUrl, triggerUrl, clients, messages, warmupMessages, concurrency, pids, stallMs,
+        latencyRounds = 0 }) {
+        const urls = [].concat(fanoutUrl);
         const counts = new Uint32Array(clients);
+        const lastOfGroup = urls.map(() => 0n);
         let total = 0;
         let last = 0n;
         let expected = 0;
         let onComplete = null;
         let closedEarly = 0;
         let measuring = false;
-        const connected = await connectAll(fanoutUrl, clients, concurrency, (ws, index) => {
-            ws.on("message", () => {
-                counts[index]++;
-                total++;
-                last = now();
-                if (total === expected && onComplete) onComplete();
+        const connected = { sockets: [], failures: 0, errors: {}, seconds: 0 };
+        let offset = 0;
+        for (const [group, url] of urls.entries()) {
+            const share = Math.floor(clients / urls.length) + (group < clients % urls.length ? 1 : 0);
+            const base = offset;
+            const part = await connectAll(url, share, concurrency, (ws, index) => {
+                const at = base + index;
+                ws.on("message", () => {
+                    counts[at]++;
+                    total++;
+                    last = now();
+                    lastOfGroup[group] = last;
+                    if (total === expected && onComplete) onComplete();
+                });
+                ws.on("close", () => { if (measuring) closedEarly++; });
             });
-            ws.on("close", () => { if (measuring) closedEarly++; });
-        });
+            offset += share;
+            connected.sockets.push(...part.sockets);
+            connected.failures += part.failures;
+            Object.assign(connected.errors, part.errors);
+            connected.seconds += part.seconds;
+        }
         const trigger = await connectAll(triggerUrl, 1, 1);
         const result = { connectSeconds: connected.seconds, connectFailures: connected.failures,
             connectErrors: connected.errors };
@@ -387,6 +407,7 @@ const commands = {
             expected = connected.sockets.length * n;
             let stopWatch = () => {};
             let window = null;
+            const sentAt = now();
             const finish = (stalled) => {
                 if (!onComplete) return;
                 onComplete = null;
@@ -394,8 +415,9 @@ const commands = {
                 const out = wantWindow ? closeWindow(window, pids, last > window.t ? last : now()) : {};
                 let clientsShort = 0;
                 for (let i = 0; i < clients; i++) if (counts[i] < n) clientsShort++;
+                const toLast = lastOfGroup.map((t) => Number(t - sentAt) / 1000);
                 resolve(Object.assign(out, { delivered: total, expected, lost: expected - total, stalled,
-                    clientsShort }));
+                    clientsShort, toLast }));
             };
             onComplete = () => finish(false);
             if (wantWindow) window = openWindow(pids);
@@ -406,8 +428,24 @@ const commands = {
         result.warmupClientsShort = warm.clientsShort;
         measuring = true;
         Object.assign(result, await round(messages, true));
+        if (latencyRounds > 0) {
+            const samples = urls.map(() => []);
+            for (let i = 0; i < latencyRounds; i++) {
+                const one = await round(1, false);
+                if (one.lost) break;
+                one.toLast.forEach((us, group) => samples[group].push(us));
+                await new Promise((resolve) => setTimeout(resolve, 5));
+            }
+            const quantile = (q) => samples.map((list) => {
+                const sorted = list.slice().sort((x, y) => x - y);
+                return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] : null;
+            });
+            result.latencyToLastP50 = quantile(0.5);
+            result.latencyToLastP99 = quantile(0.99);
+        }
         measuring = false;
         result.closedEarly = closedEarly;
+        result.groups = urls.length;
         await closeAll(connected.sockets.concat(trigger.sockets));
         return result;
     },

@@ -3,15 +3,17 @@
  * Benchmark orchestration: core WebSocket nodes vs this package's, in real Node-RED processes.
  *
  *   node bench/run.js [--quick] [--repeat N] [--out bench/results/last.json] [--scenarios a,b]
- *                     [--sizes 64k,1m,16m] [--kinds text,binary]
+ *                     [--sizes 64k,1m,16m] [--kinds text,binary] [--workers 1,2,4]
  *
+ * `--workers` runs ours once per worker count (pyWebsocketWorkers), each next to core in the
+ * same run: "ours" is one worker (the default), "ours-w2" two, and so on.
  * `--scenarios large` names the large-message scenarios (bench/lib/large.js); --sizes and
  * --kinds pick their cases. A scenario that needs other Node-RED settings (relay) gets its own
  * Node-RED.
  *
  * Forks the load generator (bench/loadgen.js), builds each scenario's flow once with core types
  * and converts it by renaming types (bench/flows.js), then per repeat starts a fresh Node-RED
- * for each implementation (order alternating), deploys and runs every scenario
+ * for each implementation (order rotating), deploys and runs every scenario
  * (bench/lib/scenarios.js), and prints medians, min–max and ours/core (bench/lib/report.js).
  * A crash, stall or loss is recorded and marked, never fatal. Traffic stays on 127.0.0.1.
  */
@@ -28,9 +30,9 @@ const { fileLimits, childPids, clockTicks } = require("./lib/proc");
 const { SCENARIOS, SIZES, figureDefs } = require("./lib/scenarios");
 const { LARGE_SCENARIOS, LARGE_SIZES, KINDS, largeCases } = require("./lib/large");
 const report = require("./lib/report");
+const { startLoadgen } = require("./lib/loadgen-client");
 
 const VENV = process.env.NODE_RED_PYTHON_VENV || path.join(ROOT, ".venv");
-const IPC_TIMEOUT_MS = 10 * 60 * 1000;
 
 const DEFAULT_SCENARIOS = ["echo", "latency", "broadcast", "connscale", "ingest"];
 const GROUPS = { default: DEFAULT_SCENARIOS, large: Object.keys(LARGE_SCENARIOS) };
@@ -47,7 +49,7 @@ function listArg(flag, text, known, groups = {}) {
 
 function parseArgs(argv) {
     const options = { quick: false, repeat: null, out: path.join(__dirname, "results", "last.json"),
-        scenarios: DEFAULT_SCENARIOS, sizes: Object.keys(LARGE_SIZES), kinds: KINDS };
+        scenarios: DEFAULT_SCENARIOS, sizes: Object.keys(LARGE_SIZES), kinds: KINDS, workers: [1] };
     for (let i = 0; i < argv.length; i++) {
         const arg = argv[i];
         const value = () => {
@@ -61,10 +63,16 @@ function parseArgs(argv) {
             options.scenarios = listArg(arg, value(), Object.keys(SCENARIOS), GROUPS);
         } else if (arg === "--sizes") options.sizes = listArg(arg, value(), Object.keys(LARGE_SIZES));
         else if (arg === "--kinds") options.kinds = listArg(arg, value(), KINDS);
+        else if (arg === "--workers") {
+            options.workers = [...new Set(value().split(",").map(Number))];
+            if (!options.workers.every((n) => Number.isInteger(n) && n >= 1 && n <= 16)) {
+                throw new Error("--workers takes worker counts from 1 to 16, e.g. 1,2,4");
+            }
+        }
         else if (arg === "--help" || arg === "-h") {
             console.log("node bench/run.js [--quick] [--repeat N] [--out FILE] " +
                 `[--scenarios ${Object.keys(SCENARIOS).join(",")} or default,large] ` +
-                `[--sizes ${Object.keys(LARGE_SIZES).join(",")}] [--kinds ${KINDS.join(",")}]`);
+                `[--sizes ${Object.keys(LARGE_SIZES).join(",")}] [--kinds ${KINDS.join(",")}] [--workers 1,2,4]`);
             process.exit(0);
         } else throw new Error(`unknown argument ${arg}`);
     }
@@ -77,37 +85,14 @@ function log(text) {
     process.stderr.write(`[bench] ${text}\n`);
 }
 
-/** The load generator process and a request/response call over its IPC channel. */
-function startLoadgen(fileLimit) {
-    const script = path.join(__dirname, "loadgen.js");
-    const child = fileLimit
-        ? childProcess.spawn("bash", ["-c", `ulimit -n ${fileLimit} && exec '${process.execPath}' '${script}'`],
-            { stdio: ["ignore", "inherit", "inherit", "ipc"] })
-        : childProcess.fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    const waiting = new Map();
-    let nextId = 1;
-    child.on("message", ({ id, result, error }) => {
-        const entry = waiting.get(id);
-        if (!entry) return;
-        waiting.delete(id);
-        clearTimeout(entry.timer);
-        if (error) entry.reject(new Error(`loadgen: ${error}`));
-        else entry.resolve(result);
-    });
-    child.on("exit", (code, signal) => {
-        for (const entry of waiting.values()) entry.reject(new Error(`loadgen exited (${code || signal})`));
-        waiting.clear();
-    });
-    const call = (command, args) => new Promise((resolve, reject) => {
-        const id = nextId++;
-        const timer = setTimeout(() => {
-            waiting.delete(id);
-            reject(new Error(`loadgen ${command} did not answer in ${IPC_TIMEOUT_MS / 1000} s`));
-        }, IPC_TIMEOUT_MS);
-        waiting.set(id, { resolve, reject, timer });
-        child.send({ id, command, args });
-    });
-    return { child, call, stop: () => child.connected && child.disconnect() };
+/**
+ * Core, then ours once per worker count: {name, flows ("core" or "ours"), settings (settings.js
+ * source)}. One worker is plain "ours" with no setting (the default, as a user runs it).
+ */
+function implementations(workers) {
+    return [{ name: "core", flows: "core", settings: "" }].concat(workers.map((n) => (n === 1
+        ? { name: "ours", flows: "ours", settings: "" }
+        : { name: `ours-w${n}`, flows: "ours", settings: `pyWebsocketWorkers: ${n}` })));
 }
 
 /**
@@ -248,12 +233,14 @@ async function main() {
         const cases = largeCases(options.sizes, options.kinds);
         const built = { core, ours: {} };
         for (const [key, nodes] of Object.entries(core)) built.ours[key] = flows.toOurs(nodes);
+        const impls = implementations(options.workers);
         for (let repeat = 1; repeat <= options.repeat; repeat++) {
-            const order = repeat % 2 ? ["core", "ours"] : ["ours", "core"];
-            for (const impl of order) {
+            const shift = (repeat - 1) % impls.length;
+            const order = impls.slice(shift).concat(impls.slice(0, shift));
+            for (const { name: impl, flows: kind, settings: implSettings } of order) {
                 let nr = null;
                 for (const name of options.scenarios) {
-                    const settings = SCENARIOS[name].settings || "";
+                    const settings = [SCENARIOS[name].settings, implSettings].filter(Boolean).join(", ");
                     if (!nr || !nr.alive() || nr.options.settings !== settings) {
                         if (nr) {
                             if (!nr.alive()) log(`${impl}: Node-RED is gone, starting a new one`);
@@ -266,7 +253,7 @@ async function main() {
                     }
                     log(`repeat ${repeat}/${options.repeat} ${impl} ${name} …`);
                     const record = await runOne({ nr, loadgen, impl, repeat, name,
-                        nodes: built[impl][SCENARIOS[name].flow], size: sizes[SCENARIOS[name].sizes || name], cases });
+                        nodes: built[kind][SCENARIOS[name].flow], size: sizes[SCENARIOS[name].sizes || name], cases });
                     results.runs.push(record);
                     const shown = Object.entries(record.figures)
                         .map(([k, v]) => `${k}=${report.fmt(v)}`).join(" ");
@@ -279,7 +266,8 @@ async function main() {
         lg.stop();
     }
     const defs = figureDefs(options.scenarios, largeCases(options.sizes, options.kinds));
-    results.summary = report.summarize(defs, results.runs);
+    const implNames = implementations(options.workers).map((impl) => impl.name);
+    results.summary = report.summarize(defs, results.runs, implNames);
     results.meta.seconds = (Date.now() - began) / 1000;
     results.meta.codeFingerprintAtEnd = codeFingerprint();
     const changed = results.meta.codeFingerprintAtEnd !== results.meta.environment.codeFingerprint;
@@ -306,7 +294,7 @@ async function main() {
     const windows = options.scenarios.filter((name) => !LARGE_SCENARIOS[name]);
     if (windows.length) {
         lines.push("", "CPU over each measurement window (medians): the load generator next to the server " +
-            "(all = Node-RED + worker + load generator)", report.cpuTable(windows, results.runs));
+            "(all = Node-RED + worker + load generator)", report.cpuTable(windows, results.runs, implNames));
     }
     const notes = report.notes(results.runs);
     if (notes.length) lines.push("", "Problems:", ...notes);

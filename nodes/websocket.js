@@ -22,11 +22,13 @@ module.exports = function (RED) {
             pyWebsocketListenerPython: { value: "", exportable: false },
         },
         // Authentication secrets: lines "user:password", lines "[label:]token", the JWT secret or
-        // public key (PEM). Never in the flow JSON, never sent back to the editor.
+        // public key (PEM); the backplane's Redis password. Never in the flow JSON, never sent
+        // back to the editor.
         credentials: {
             users: { type: "password" },
             tokens: { type: "password" },
             jwtKey: { type: "password" },
+            backplanePassword: { type: "password" },
         },
     });
     RED.nodes.registerType("py-websocket-client", WebSocketConfigNode, {

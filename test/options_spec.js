@@ -12,7 +12,7 @@ const should = require("should");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const {
-    SETTINGS, settingsValues, configProperties, configureOptions, listenOptions, connectOptions,
+    SETTINGS, settingsValues, configProperties, configureOptions, listenOptions, connectOptions, listenerProperties,
 } = require("../nodes/lib/options");
 const { waitFor, connectClient, closeClient, wsUrl, withHelper } = require("./lib/harness");
 const { echoFlow } = require("./lib/flows");
@@ -39,7 +39,7 @@ describe("options", function () {
 
     it("sends every option docs/protocol.md lists for configure, listen and connect, each with a value", function () {
         const sent = {
-            configure: configureOptions(defaults),
+            configure: configureOptions(defaults, "a1b2c3d4", 0),
             listen: listenOptions(defaults, "/path"),
             connect: connectOptions(defaults, { url: "ws://127.0.0.1:1/", subprotocols: [], headers: [],
                 heartbeat: 0, tls: null, proxy: null }),
@@ -91,6 +91,35 @@ describe("options", function () {
             subprotocol: ["a", "b", ""], heartbeatSeconds: 15, authType: "bearer" });
         configProperties({ path: "ws://h", hb: "0" }).heartbeatSeconds.should.equal(0);
         configProperties({ path: "ws://h", hb: "" }).heartbeatSeconds.should.equal(0);
+    });
+});
+
+describe("a listener's backplane", function () {
+    const on = { backplane: true };
+
+    it("is off unless ticked, and takes its own URL, namespace and password", function () {
+        should(listenerProperties({}).backplane).be.null();
+        should(listenerProperties({ backplaneUrl: "redis://h:1/0" }).backplane).be.null();
+        listenerProperties(Object.assign({ backplaneUrl: " rediss://h:1/2 ", backplaneNamespace: "app1" }, on),
+            { backplanePassword: "pw" }, settingsValues({}), {}).backplane
+            .should.eql({ url: "rediss://h:1/2", namespace: "app1", password: "pw" });
+    });
+
+    it("falls back on settings.js for the URL and namespace, and on the environment for the password", function () {
+        const values = settingsValues({ pyWebsocketListenerBackplane: "redis://shared:6379/0",
+            pyWebsocketListenerBackplaneNamespace: "site" });
+        listenerProperties(on, {}, values, { NODE_RED_BACKPLANE_PASSWORD: "from-env" }).backplane
+            .should.eql({ url: "redis://shared:6379/0", namespace: "site", password: "from-env" });
+        should(listenerProperties(on, {}, settingsValues({}), {}).backplane).be.null();
+    });
+
+    it("reports a missing or bad URL (serving this instance only), never the password", function () {
+        const missing = listenerProperties(on, { backplanePassword: "secret" }, settingsValues({}), {});
+        should(missing.backplane).be.null();
+        missing.problems.join().should.match(/no URL/).and.not.match(/secret/);
+        const bad = listenerProperties(Object.assign({ backplaneUrl: "http://h" }, on), {}, settingsValues({}), {});
+        should(bad.backplane).be.null();
+        bad.problems.join().should.match(/redis:\/\//);
     });
 });
 

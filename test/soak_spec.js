@@ -65,8 +65,7 @@ describe("soak: traffic while the worker is killed repeatedly", function () {
             let rounds = 0;
             const started = Date.now();
             while (Date.now() - started < SOAK_MS || rounds < 3) {
-                const workers = await waitFor("one worker", () => (red.workerPids().length === 1 ? red.workerPids() : null),
-                    ms(15000));
+                const workers = await red.allWorkers();
                 const bornAt = Date.now();
                 await waitFor("the remote connection", () => remote.clients.size === 1, ms(15000));
                 const clients = [];
@@ -105,8 +104,8 @@ describe("soak: traffic while the worker is killed repeatedly", function () {
                 // A worker that served this long counts as healthy and is replaced at once (no crash-loop backoff).
                 await delay(Math.max(0, LIMITS.stableAfterMs + 100 - (Date.now() - bornAt)));
                 clients.forEach((ws) => ws.send(`e:in flight`));
-                process.kill(workers[0], "SIGKILL");
-                await waitFor("the old worker to go", () => !alive(workers[0]));
+                for (const pid of workers) process.kill(pid, "SIGKILL"); // every worker (one by default)
+                await waitFor("the old workers to go", () => workers.every((pid) => !alive(pid)));
                 await Promise.all(clients.map((ws) => new Promise((resolve) =>
                     (ws.readyState === 3 ? resolve() : ws.once("close", resolve)))));
                 await waitFor("the remote connection to drop", () => remote.clients.size === 0, ms(10000));

@@ -41,7 +41,7 @@ describe("worker supervision", function () {
     let remote;
     withRemoteServer(helper, (server) => { remote = server; }, () => remote);
 
-    it("replaces a killed worker: the listener serves again and the client reconnects", async function () {
+    it("replaces killed workers: the listener serves again and the client reconnects", async function () {
         const flow = echoFlow("/relay").concat([
             clientConfig(remote.url),
             { id: "cin", type: "py-websocket in", server: "", client: "client", wires: [["seen"]] },
@@ -53,18 +53,20 @@ describe("worker supervision", function () {
         const statuses = recordStatuses(helper.getNode("in"));
         const ws = await connectClient(wsUrl(helper, "/relay"));
         const closed = closedPromise(ws);
-        const oldPid = bridge.workerPid;
-        process.kill(oldPid, "SIGKILL");
+        // Every worker (one by default; see workers_spec for one of several).
+        const oldPids = bridge.workerPids;
+        for (const pid of oldPids) process.kill(pid, "SIGKILL");
         await closed;
         await waitFor("the restarting status", () => statuses.some((s) =>
             s.text === "websocket.status.worker-down: signal SIGKILL"));
-        await waitFor("a new worker", () => bridge.isReady() && bridge.workerPid !== oldPid);
+        await waitFor("new workers", () => bridge.isReady() && bridge.workerPids.every((pid) => !oldPids.includes(pid)));
         await closeClient(await echoes("/relay", "after restart"));
         await waitFor("the client's new connection", () => remote.connections.length === 2, ms(8000));
         const seen = recordMessages(helper.getNode("seen"));
         remote.connections[1].send("still here");
         await waitFor("the message", () => seen.length === 1);
-        await waitFor("the worker error log", () => logged("ERROR", /Python worker stopped \(signal SIGKILL\)/).length === 1);
+        await waitFor("the worker error logs", () =>
+            logged("ERROR", /Python worker stopped \(signal SIGKILL\)/).length === oldPids.length);
     });
 
     it("restarts a worker stopped by SIGTERM while Node-RED runs, with a warning and no error", async function () {
@@ -89,7 +91,9 @@ describe("worker supervision", function () {
             await helper.load(websocketNodes, echoFlow("/stuck"));
             const ws = await echoes("/stuck", "before");
             const closed = closedPromise(ws);
-            stuckPid = bridge.workerPid;
+            const listener = helper.getNode("listener");
+            // The worker that serves this session (the only one, by default).
+            stuckPid = bridge.sessionWorkerPid(listener.role.ownerId, Array.from(listener.role.sessions.keys())[0]);
             process.kill(stuckPid, "SIGSTOP");
             const out = helper.getNode("out");
             const errors = [];
@@ -102,7 +106,7 @@ describe("worker supervision", function () {
                 return errors.length > 0;
             });
             String(errors[0]).should.match(/websocket\.errors\.worker-busy/);
-            await waitFor("a new worker", () => bridge.isReady() && bridge.workerPid !== stuckPid, ms(10000));
+            await waitFor("a new worker", () => bridge.isReady() && !bridge.workerPids.includes(stuckPid), ms(10000));
             logged("ERROR", /has taken nothing from its event channel for 1\.?\d* s/).length.should.equal(1);
             await closed;
             await closeClient(await echoes("/stuck", "after"));
@@ -134,8 +138,8 @@ describe("worker crash loop", function () {
     after(async function () {
         if (bridge && id) await bridge.remove(id);
         if (bridge) {
-            await waitFor("the last start to settle", () => !bridge.worker.machine.is("starting", "installing"), ms(20000));
-            clearTimeout(bridge.worker.restartTimer);
+            await waitFor("the last start to settle", () => !bridge.pool.workers[0].machine.is("starting", "installing"), ms(20000));
+            clearTimeout(bridge.pool.workers[0].restartTimer);
         }
         fs.rmSync(dir, { recursive: true, force: true });
     });
@@ -178,6 +182,6 @@ describe("worker crash loop", function () {
         logs.some((m) => /websocket_worker cannot run: websockets 12\.0 is installed/.test(m)).should.be.true();
         logs.filter((m) => /cannot run with the packages its interpreter has/.test(m)).should.have.length(1);
         logs.some((m) => /restarting in/.test(m)).should.be.false();
-        bridge.worker.machine.is("failed").should.be.true();
+        bridge.pool.workers[0].machine.is("failed").should.be.true();
     });
 });

@@ -1,7 +1,8 @@
 /**
- * Summaries and the printed report: median with min–max per figure and implementation, the
- * ours/core ratio, marks for runs that crashed, stalled or lost messages, the load generator's
- * CPU next to the server's, and a table of the large-message cases.
+ * Summaries and the printed report: median with min–max per figure and implementation (core,
+ * ours, and ours with more workers: "ours-w2", ...), the ratio of each to core, marks for runs
+ * that crashed, stalled or lost messages, the load generator's CPU next to the server's, and a
+ * table of the large-message cases.
  */
 "use strict";
 
@@ -29,23 +30,28 @@ function fmt(value) {
 }
 
 /**
- * rows: [{figure, label, better}] in print order; runs: [{impl, scenario, figures, problems}].
- * Returns the summary: [{figure, label, better, core: stats, ours: stats, ratio, marks}].
+ * rows: [{figure, label, better}] in print order; runs: [{impl, scenario, figures, problems}];
+ * impls: the implementations, core first. Returns the summary: [{figure, label, better, core:
+ * stats, ours: stats, ..., ratio (ours/core), ratios: {impl: impl/core}, marks}].
  */
-function summarize(figureDefs, runs) {
+function summarize(figureDefs, runs, impls = ["core", "ours"]) {
     return figureDefs.map((def) => {
         const row = Object.assign({ figure: def.key }, def, { better: def.better || null });
         delete row.key;
         // A large case's run counts as troubled for its own problems and the run's general ones.
         const mark = def.size ? (problem) => problem.startsWith(`${def.size}:${def.kind}:`) ||
             !/^\w+:(text|binary):/.test(problem) : () => true;
-        for (const impl of ["core", "ours"]) {
+        row.impls = impls;
+        row.ratios = {};
+        for (const impl of impls) {
             const mine = runs.filter((run) => run.impl === impl && run.scenario === def.scenario);
             row[impl] = stats(mine.map((run) => run.figures[def.key]));
             row[impl + "Problems"] = mine.filter((run) => run.problems.some(mark)).length;
             row[impl + "Runs"] = mine.length;
+            if (impl === "core") continue;
+            row.ratios[impl] = row.core && row[impl] && row.core.median ? row[impl].median / row.core.median : null;
         }
-        row.ratio = row.core && row.ours && row.core.median ? row.ours.median / row.core.median : null;
+        row.ratio = row.ratios.ours ?? null;
         return row;
     });
 }
@@ -65,13 +71,14 @@ function table(header, rows) {
 }
 
 function mainTable(summary) {
+    const impls = summary[0].impls;
     const rows = summary.map((row) => [
         row.label + (row.better === "higher" ? " ↑" : row.better === "lower" ? " ↓" : ""),
-        cell(row.core, row.coreProblems, row.coreRuns),
-        cell(row.ours, row.oursProblems, row.oursRuns),
-        row.ratio === null ? "–" : row.ratio.toFixed(2),
+        ...impls.flatMap((impl) => [cell(row[impl], row[impl + "Problems"], row[impl + "Runs"])].concat(impl === "core" ? []
+            : [row.ratios[impl] === null ? "–" : row.ratios[impl].toFixed(2)])),
     ]);
-    return table(["figure", "core median (min–max)", "ours median (min–max)", "ours/core"], rows);
+    return table(["figure", ...impls.flatMap((impl) => [`${impl} median (min–max)`].concat(impl === "core" ? []
+        : [`${impl}/core`]))], rows);
 }
 
 /**
@@ -114,10 +121,10 @@ function largeTable(summary, scenarios) {
 }
 
 /** Per scenario and implementation: medians of loadgen and server CPU over the window. */
-function cpuTable(scenarios, runs) {
+function cpuTable(scenarios, runs, impls = ["core", "ours"]) {
     const rows = [];
     for (const scenario of scenarios) {
-        for (const impl of ["core", "ours"]) {
+        for (const impl of impls) {
             const mine = runs.filter((run) => run.impl === impl && run.scenario === scenario && run.window);
             if (!mine.length) continue;
             const m = (f) => stats(mine.map((run) => f(run.window)));

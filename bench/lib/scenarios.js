@@ -41,6 +41,7 @@ const SCENARIOS = {
             { key: "echoRate", label: "echo throughput (msg/s)", better: "higher" },
             { key: "echoCpuMain", label: "echo CPU Node-RED (µs/msg)", better: "lower" },
             { key: "echoCpuAll", label: "echo CPU Node-RED+worker (µs/msg)", better: "lower" },
+            { key: "echoCpuWorkers", label: "echo CPU of the workers, all together (µs/msg)", better: "lower" },
             { key: "echoLost", label: "echo messages lost", better: "lower" },
         ],
         async run({ loadgen, wsBase, size, pids }) {
@@ -55,6 +56,7 @@ const SCENARIOS = {
                 echoRate: ok ? r.measured / r.seconds : null,
                 echoCpuMain: ok ? perUnit(r.cpuMain, r.measured) : null,
                 echoCpuAll: ok ? perUnit(r.cpuAll, r.measured) : null,
+                echoCpuWorkers: ok && pids.children.length ? perUnit(r.cpuAll - r.cpuMain, r.measured) : null,
                 echoLost: r.error ? null : r.lost,
             } };
         },
@@ -91,6 +93,7 @@ const SCENARIOS = {
             { key: "bcLost", label: "broadcast deliveries lost", better: "lower" },
             { key: "bcCpuMain", label: "broadcast CPU Node-RED (µs/delivery)", better: "lower" },
             { key: "bcCpuAll", label: "broadcast CPU Node-RED+worker (µs/delivery)", better: "lower" },
+            { key: "bcCpuWorkers", label: "broadcast CPU of the workers, all together (µs/delivery)", better: "lower" },
         ],
         async run({ loadgen, wsBase, size, pids }) {
             const r = await loadgen("broadcast", { fanoutUrl: wsBase + PATHS.fanout, triggerUrl: wsBase + PATHS.trigger,
@@ -107,6 +110,7 @@ const SCENARIOS = {
                 bcLost: r.error ? null : r.lost,
                 bcCpuMain: ok ? perUnit(r.cpuMain, r.delivered) : null,
                 bcCpuAll: ok ? perUnit(r.cpuAll, r.delivered) : null,
+                bcCpuWorkers: ok && pids.children.length ? perUnit(r.cpuAll - r.cpuMain, r.delivered) : null,
             } };
         },
     },

@@ -58,8 +58,12 @@ class EventChannel {
 
     /** Queues a frame, whatever waits (commands and the bytes of a socket already read). */
     send(frame) {
+        if (!this.closed) this.sendEncoded(encodeFrame(frame));
+    }
+
+    /** Queues a frame already encoded (encodeFrame): one broadcast, encoded once for every worker. */
+    sendEncoded(bytes) {
         if (this.closed) return;
-        const bytes = encodeFrame(frame);
         this.queue.push(bytes);
         this.queuedBytes += bytes.length;
         if (!this.flushScheduled && !this.blocked) {

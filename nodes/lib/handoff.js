@@ -1,16 +1,19 @@
 /**
- * Listener connections on their way to the worker. An upgraded socket is held until the worker
+ * Listener connections on their way to a worker. An upgraded socket is held until a worker
  * serves its endpoint (`listening`: fd 3 and fd 4 are not ordered with each other), at most
- * LIMITS.pendingConnectionMs, then handed over: the socket itself as a file descriptor on Node's
- * IPC channel (fd 3, docs/protocol.md), or, where that cannot be (TLS, Windows, or
- * pyWebsocketListenerHandoff false), its bytes through the relay (relay.js).
+ * LIMITS.pendingConnectionMs, then handed over to the worker the bridge places it on: the socket
+ * itself as a file descriptor on that worker's IPC channel (fd 3, docs/protocol.md), or, where
+ * that cannot be (TLS, Windows, or pyWebsocketListenerHandoff false), its bytes through the relay
+ * (relay.js).
  */
 "use strict";
 
 class Handoff {
     /**
-     * host: worker (a WorkerProcess), relay, owners, log (a BridgeLog), limits, settings()
-     * (validated settings.js values).
+     * host: place(id) (the worker, a WorkerProcess, that takes a connection for endpoint id now,
+     * or null while none serves it), failed() (no worker will come), sessionId(id, sid, worker)
+     * (the session's id once placed on worker), relay, owners, log (a BridgeLog), limits,
+     * settings() (validated settings.js values).
      */
     constructor(host) {
         this.host = host;
@@ -32,14 +35,13 @@ class Handoff {
         }
         // The request as the client sent it; a relayed client's address goes in stream_open.
         const item = { id, sid, request: rebuildRequest(req), head: bytes, socket, relayed };
-        const owner = this.host.owners.get(id);
-        if (this.host.worker.isReady() && owner && owner.listening) {
-            this._deliver(item);
+        const worker = this.host.place(id);
+        if (worker) {
+            this._deliver(item, worker);
             return;
         }
-        if (this.host.worker.state === "failed") {
-            socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-            socket.destroy();
+        if (this.host.failed()) {
+            refuse(socket);
             return;
         }
         item.timer = setTimeout(() => {
@@ -52,9 +54,13 @@ class Handoff {
         this.pending.push(item);
     }
 
-    /** The worker serves endpoint `id` now: hand over the connections that waited for it. */
+    /** A worker serves endpoint `id` now: hand over the connections that waited for it. */
     listening(id) {
-        for (const item of this._take((pending) => pending.id === id)) this._deliver(item);
+        for (const item of this._take((pending) => pending.id === id)) {
+            const worker = this.host.place(id);
+            if (worker) this._deliver(item, worker);
+            else this._destroy([item]);
+        }
     }
 
     /** Endpoint `id` is going away: so are the connections that waited for it. */
@@ -84,14 +90,15 @@ class Handoff {
         return Boolean(socket.encrypted) || process.platform === "win32" || this.host.settings().handoff === false;
     }
 
-    _deliver(item) {
+    _deliver(item, worker) {
         clearTimeout(item.timer);
         if (!this.host.owners.get(item.id)) {
             item.socket.destroy();
             return;
         }
+        item.sid = this.host.sessionId(item.id, item.sid, worker);
         if (item.relayed) {
-            this.host.relay.open(item);
+            this.host.relay.open(item, worker);
             return;
         }
         const meta = { e: item.id, s: item.sid, r: item.request, h: item.head.toString("base64") };
@@ -100,7 +107,7 @@ class Handoff {
         // keepOpen Node books the socket as "detached" under the server's address key, which
         // collides for servers on port 0 and leaves server.close() waiting forever.
         try {
-            this.host.worker.sendHandle(meta, item.socket, (err) => {
+            worker.sendHandle(meta, item.socket, (err) => {
                 item.socket.destroy();
                 if (err) failed(err);
             });
@@ -109,6 +116,12 @@ class Handoff {
             item.socket.destroy();
         }
     }
+}
+
+/** Answers an upgrade request Node cannot pass on with 503 and closes its connection. */
+function refuse(socket) {
+    socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    socket.destroy();
 }
 
 /** The upgrade request as the client sent it (request line, raw headers), plus extra headers. */
@@ -124,4 +137,4 @@ function rebuildRequest(req, extraHeaders) {
     return text + "\r\n";
 }
 
-module.exports = { Handoff, rebuildRequest };
+module.exports = { Handoff, rebuildRequest, refuse };

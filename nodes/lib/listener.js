@@ -6,7 +6,9 @@
  * to the in/out nodes ("opened", "closed" with the count and the session id, "session-error") as
  * core does, and as connection events to the in nodes that want them (connection-events.js); and
  * the last sessions that went, with why, so that a reply to one of them can say why it was not
- * delivered.
+ * delivered. With a backplane (other Node-RED instances serving the same path through Redis) it
+ * also follows the backplane's state as each worker reports it ("backplane": down while any
+ * worker's link is down), and lets a reply or close for another instance's session through.
  */
 "use strict";
 
@@ -27,7 +29,9 @@ class Listener {
         this.errors = new Map(); // sid -> the error text of an open session the worker failed
         this.ownerId = null;
         this.route = null;
-        const props = listenerProperties(n, node.credentials);
+        this.backplaneStates = new Map(); // worker -> "up" | "down", as each last reported it
+        this.backplaneDown = false;
+        const props = listenerProperties(n, node.credentials, bridge.settings());
         for (const problem of props.problems) node.error(RED._("websocket.errors.bad-listener", { problem }));
         if (!RED.server) {
             node.error(RED._("websocket.errors.no-server"));
@@ -50,7 +54,14 @@ class Listener {
     /** The bridge's news of this endpoint. */
     _events() {
         const node = this.node;
-        const { sessions, gone, errors } = this;
+        const listener = this;
+        const { sessions, gone, errors, backplaneStates } = this;
+        const backplaneChanged = () => {
+            const down = Array.from(backplaneStates.values()).includes("down");
+            if (down === listener.backplaneDown) return;
+            listener.backplaneDown = down;
+            node.emit("backplane", { state: down ? "down" : "up", count: sessions.size });
+        };
         const events = {
             open(sid, info) {
                 const user = info.user || null;
@@ -80,8 +91,15 @@ class Listener {
             workerState(state, detail) {
                 node.emit("worker", { state, detail });
             },
-            workerLost() {
-                for (const sid of Array.from(sessions.keys())) events.close(sid, 1006, "", "error");
+            // The sessions that went with a worker (null: all of them).
+            workerLost(sids, worker) {
+                for (const sid of sids || Array.from(sessions.keys())) events.close(sid, 1006, "", "error");
+                if (backplaneStates.delete(worker)) backplaneChanged();
+            },
+            // A worker's link to the other instances is "up" or "down" (info: url, error, lost).
+            backplane(worker, state) {
+                backplaneStates.set(worker, state);
+                backplaneChanged();
             },
         };
         return events;
@@ -98,7 +116,7 @@ class Listener {
      */
     closeSessions(sid, code, reason) {
         if (this.ownerId === null) return "not-ready";
-        if (sid !== null && !this.sessions.has(sid)) return "gone";
+        if (sid !== null && !this.sessions.has(sid) && !this.bridge.isRemoteSession(this.ownerId, sid)) return "gone";
         return this.bridge.closeSession(this.ownerId, sid, code, reason);
     }
 
@@ -112,9 +130,13 @@ class Listener {
         return this.bridge.send(this.ownerId, null, data) === "busy" ? "busy" : "sent";
     }
 
-    /** To session sid only; nothing when it is gone. */
+    /**
+     * To session sid only; nothing when it is gone. A session of another instance (backplane)
+     * is not known here: the reply is published to its instance, which drops it if it is gone.
+     */
     reply(sid, data) {
-        if (this.ownerId === null || !this.sessions.has(sid)) return "ignored";
+        if (this.ownerId === null) return "ignored";
+        if (!this.sessions.has(sid) && !this.bridge.isRemoteSession(this.ownerId, sid)) return "ignored";
         return this.bridge.send(this.ownerId, sid, data) === "busy" ? "busy" : "sent";
     }
 
@@ -126,6 +148,7 @@ class Listener {
         this.sessions.clear();
         this.gone.clear();
         this.errors.clear();
+        this.backplaneStates.clear();
         const id = this.ownerId;
         this.ownerId = null;
         return id === null ? Promise.resolve() : this.bridge.remove(id);

@@ -9,13 +9,25 @@
  */
 "use strict";
 
+const os = require("os");
+
 const MiB = 1024 * 1024;
+// Worker processes: at most this many when set as a number, and this many CPUs' worth for "auto".
+const MAX_WORKERS = 16;
+const MAX_AUTO_WORKERS = 8;
 
 const isBoolean = (value) => typeof value === "boolean";
 const isText = (value) => typeof value === "string" && value !== "";
 const isCount = (value) => Number.isInteger(value) && value >= 0;
 const isPositiveCount = (value) => Number.isInteger(value) && value >= 1;
 const isSeconds = (value) => typeof value === "number" && value >= 0 && value !== Infinity;
+const isWorkers = (value) => value === "auto" || (Number.isInteger(value) && value >= 1 && value <= MAX_WORKERS);
+// A backplane: Redis (or Valkey) over TCP, TLS or a Unix socket; a namespace is a channel prefix.
+const isBackplaneUrl = (value) => typeof value === "string" && /^(rediss?|unix):\/\/\S+$/i.test(value.trim());
+const isNamespace = (value) => typeof value === "string" && /^\S+$/.test(value);
+// The backplane's password when the listener's credentials hold none.
+const BACKPLANE_PASSWORD_ENV = "NODE_RED_BACKPLANE_PASSWORD";
+const DEFAULT_NAMESPACE = "pyws";
 
 /**
  * settings.js values: name, default, check and what the check wants (for the warning). Unset
@@ -41,6 +53,13 @@ const SETTINGS = {
         expected: "a whole number of bytes >= 1" },
     clientQueueSize: { name: "pyWebsocketClientQueueSize", default: 1000, check: isCount,
         expected: "a whole number of messages >= 0 (0 = no queue)" },
+    workers: { name: "pyWebsocketWorkers", default: 1, check: isWorkers,
+        expected: `a whole number of workers from 1 to ${MAX_WORKERS}, or "auto"` },
+    // The backplane of listeners that share their path with other instances and name no URL.
+    backplane: { name: "pyWebsocketListenerBackplane", default: null, check: isBackplaneUrl,
+        expected: "a redis://, rediss:// or unix:// URL" },
+    backplaneNamespace: { name: "pyWebsocketListenerBackplaneNamespace", default: DEFAULT_NAMESPACE,
+        check: isNamespace, expected: "a channel prefix without spaces" },
 };
 
 /** Fixed bounds (not settings); each named for what it bounds. Tests may pass smaller ones to the bridge. */
@@ -96,6 +115,16 @@ function settingsValues(settings, report = () => {}) {
         }
     }
     return values;
+}
+
+/**
+ * How many worker processes a `workers` value (settingsValues) asks for: "auto" is one per CPU
+ * the process may use, at most MAX_AUTO_WORKERS (each worker is a Python process of its own).
+ */
+function workerCount(workers) {
+    if (workers !== "auto") return workers;
+    const cpus = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+    return Math.max(1, Math.min(cpus, MAX_AUTO_WORKERS));
 }
 
 /** A path that connects (ws:// or wss:// URL) rather than listens, as core decides it. */
@@ -181,13 +210,44 @@ function listOf(text) {
 }
 
 /**
+ * A listener's backplane (its `backplane` box ticked): {url, namespace, password} from its own
+ * properties and credentials, else settings.js (`values`: settingsValues()) and the environment;
+ * null when off, or when no URL is to be had (a problem then).
+ */
+function backplaneOf(n, credentials, values, env, problems) {
+    if (n.backplane !== true && n.backplane !== "true") return null;
+    const own = typeof n.backplaneUrl === "string" ? n.backplaneUrl.trim() : "";
+    const url = own || values.backplane;
+    if (!url) {
+        problems.push("the backplane has no URL (set one, or pyWebsocketListenerBackplane in settings.js): " +
+            "this listener serves this instance only");
+        return null;
+    }
+    if (!isBackplaneUrl(url)) {
+        problems.push(`backplaneUrl must be a redis://, rediss:// or unix:// URL: this listener serves this instance only`);
+        return null;
+    }
+    let namespace = typeof n.backplaneNamespace === "string" ? n.backplaneNamespace.trim() : "";
+    if (namespace !== "" && !isNamespace(namespace)) {
+        problems.push(`backplaneNamespace must have no spaces, not ${JSON.stringify(namespace)}`);
+        namespace = "";
+    }
+    return {
+        url: url.trim(),
+        namespace: namespace || values.backplaneNamespace,
+        password: (credentials && credentials.backplanePassword) || env[BACKPLANE_PASSWORD_ENV] || null,
+    };
+}
+
+/**
  * A listener config node's own properties (none of them in core; each off when unset) and its
  * credentials: {heartbeat, maxConnections, maxRate, trustProxy, origins, originRequired, auth,
- * problems}. auth is null or {type, users, tokens, jwt, query, subprotocol}; problems lists what
- * is wrong (a bad number is then off; an authentication with no secret refuses every client),
- * never a secret.
+ * backplane, problems}. auth is null or {type, users, tokens, jwt, query, subprotocol};
+ * backplane null or {url, namespace, password} (`values`: the settings, for its defaults);
+ * problems lists what is wrong (a bad number is then off; an authentication with no secret
+ * refuses every client), never a secret.
  */
-function listenerProperties(n, credentials = {}) {
+function listenerProperties(n, credentials = {}, values = settingsValues({}), env = process.env) {
     const problems = [];
     const number = (name, integer) => numberProperty(n, name, problems, { integer }) ?? 0;
     const flag = (name) => n[name] === true || n[name] === "true";
@@ -199,8 +259,10 @@ function listenerProperties(n, credentials = {}) {
         origins: listOf(n.origins),
         originRequired: flag("originRequired"),
         auth: null,
+        backplane: null,
         problems,
     };
+    props.backplane = backplaneOf(n, credentials, values, env, problems);
     const type = n.authType || "";
     if (type === "") return props;
     if (!AUTH_TYPES.includes(type)) {
@@ -233,11 +295,16 @@ function listenerProperties(n, credentials = {}) {
     return props;
 }
 
-/** `["configure", options]`: worker-wide settings. */
-function configureOptions(values) {
+/**
+ * `["configure", options]`: worker-wide settings, and the worker's name on a backplane: the
+ * instance (this Node-RED) and the node (`<instance>.<slot>`, the worker).
+ */
+function configureOptions(values, instance, slot) {
     return {
         flow_window: values.flowWindow,
         flow_window_bytes: values.flowWindowBytes,
+        instance,
+        node: `${instance}.${slot}`,
     };
 }
 
@@ -259,6 +326,7 @@ function listenOptions(values, fullPath, listener = listenerProperties({})) {
         origins: listener.origins.length ? listener.origins : null,
         origin_required: listener.originRequired,
         auth: listener.auth,
+        backplane: listener.backplane,
     };
 }
 
@@ -290,6 +358,6 @@ function connectOptions(values, connection) {
 }
 
 module.exports = {
-    SETTINGS, LIMITS, RECONNECT_DEFAULTS, RECONNECT_RESET_DELAYS, settingsValues, isClientPath, configProperties,
-    clientProperties, listenerProperties, configureOptions, listenOptions, connectOptions,
+    SETTINGS, LIMITS, RECONNECT_DEFAULTS, BACKPLANE_PASSWORD_ENV, RECONNECT_RESET_DELAYS, settingsValues, workerCount, isClientPath,
+    configProperties, clientProperties, listenerProperties, configureOptions, listenOptions, connectOptions,
 };

@@ -1,12 +1,14 @@
 /**
  * The owners the nodes declare on the bridge: a listener endpoint ("listen") or a client
  * connection ("connect"). Each has an id unique for the life of the bridge (endpoints and clients
- * share one id space), the options sent again to every new worker, its handler, and whether the
- * worker serves it yet (`listening`, endpoints only).
+ * share one id space), the options sent again to every new worker, its handler, and where it is
+ * served: an endpoint on every worker (`listening`: the workers that said so, and with several
+ * workers `placed`: which worker holds each open session), a client connection on one (`worker`).
  *
  * A handler has: open(sid, info), message(sid, data), close(sid, code, reason, by), error(sid, text),
- * workerState(state, detail) and workerLost() (every session of the owner went with the worker);
- * a client connection's also clientState(state, info).
+ * workerState(state, detail) and workerLost(sids) (the sessions of the owner that went with a
+ * worker: an array of session ids, or null for all of them); a client connection's also
+ * clientState(state, info).
  */
 "use strict";
 
@@ -18,7 +20,8 @@ class Owners {
     }
 
     add(kind, options, handler) {
-        const owner = { id: this.nextId++, kind, options, handler, removing: false, listening: false };
+        const owner = { id: this.nextId++, kind, options, handler, removing: false, listening: new Set(),
+            placed: null, worker: null };
         this.byId.set(owner.id, owner);
         return owner;
     }
@@ -43,11 +46,12 @@ class Owners {
     }
 
     /**
-     * Resolves once the worker said `closed` for id, the worker went away, or after timeoutMs,
+     * Resolves once each of `workers` said `closed` for id or went away, or after timeoutMs,
      * whichever comes first; the owner is forgotten then.
      */
-    waitClosed(id, timeoutMs) {
+    waitClosed(id, workers, timeoutMs) {
         return new Promise((resolve) => {
+            const waiting = new Set(workers);
             const finish = () => {
                 clearTimeout(timer);
                 this.closeWaiters.delete(id);
@@ -55,19 +59,21 @@ class Owners {
                 resolve();
             };
             const timer = setTimeout(finish, timeoutMs);
-            this.closeWaiters.set(id, finish);
+            this.closeWaiters.set(id, { waiting, finish });
         });
     }
 
-    closed(id) {
-        const finish = this.closeWaiters.get(id);
-        if (finish) finish();
+    closed(id, worker) {
+        const waiter = this.closeWaiters.get(id);
+        if (!waiter) return;
+        waiter.waiting.delete(worker);
+        if (waiter.waiting.size === 0) waiter.finish();
     }
 
-    /** The worker is gone: nothing of any owner is left in it. */
-    workerGone() {
-        for (const finish of Array.from(this.closeWaiters.values())) finish();
-        for (const owner of this.byId.values()) owner.listening = false;
+    /** `worker` is gone: nothing of any owner is left in it. */
+    workerGone(worker) {
+        for (const id of Array.from(this.closeWaiters.keys())) this.closed(id, worker);
+        for (const owner of this.byId.values()) owner.listening.delete(worker);
     }
 }
 

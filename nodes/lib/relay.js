@@ -13,24 +13,25 @@
 const { asBuffer } = require("./protocol");
 
 class Relay {
-    /** worker: send(frame), congested, onceWritable(callback) (a WorkerProcess). */
-    constructor(worker) {
-        this.worker = worker;
-        this.streams = new Map(); // sid -> {socket, pausedByWorker, pausedByChannel}
+    constructor() {
+        this.streams = new Map(); // sid -> {socket, worker, pausedByWorker, pausedByChannel}
     }
 
-    /** Starts relaying a connection whose rebuilt HTTP request and first bytes are given. */
-    open({ id, sid, request, head, socket }) {
-        const stream = { socket, pausedByWorker: false, pausedByChannel: false };
+    /**
+     * Starts relaying a connection whose rebuilt HTTP request and first bytes are given, to
+     * `worker` (send(frame), congested, onceWritable(callback): a WorkerProcess).
+     */
+    open({ id, sid, request, head, socket }, worker) {
+        const stream = { socket, worker, pausedByWorker: false, pausedByChannel: false };
         this.streams.set(sid, stream);
         const peer = socket.remoteAddress ? [socket.remoteAddress, socket.remotePort] : null;
-        this.worker.send(["stream_open", id, sid, Buffer.from(request, "latin1"), head, peer]);
+        worker.send(["stream_open", id, sid, Buffer.from(request, "latin1"), head, peer]);
         socket.on("data", (chunk) => {
-            this.worker.send(["stream_data", sid, chunk]);
-            if (this.worker.congested && !stream.pausedByChannel) {
+            worker.send(["stream_data", sid, chunk]);
+            if (worker.congested && !stream.pausedByChannel) {
                 stream.pausedByChannel = true;
                 this._update(stream);
-                this.worker.onceWritable(() => {
+                worker.onceWritable(() => {
                     stream.pausedByChannel = false;
                     this._update(stream);
                 });
@@ -39,7 +40,7 @@ class Relay {
         const ended = () => {
             if (this.streams.get(sid) === stream) {
                 this.streams.delete(sid);
-                this.worker.send(["stream_end", sid]);
+                worker.send(["stream_end", sid]);
             }
         };
         // Node-RED's HTTP server allows half-open sockets: a peer that ends its side (as `ws` does
@@ -75,10 +76,13 @@ class Relay {
         this._setWorkerPause(sid, false);
     }
 
-    /** The worker is gone: so is every relayed connection. */
-    dropAll() {
-        for (const stream of this.streams.values()) stream.socket.destroy();
-        this.streams.clear();
+    /** `worker` is gone: so is every connection relayed to it. */
+    dropWorker(worker) {
+        for (const [sid, stream] of Array.from(this.streams)) {
+            if (stream.worker !== worker) continue;
+            this.streams.delete(sid);
+            stream.socket.destroy();
+        }
     }
 
     _setWorkerPause(sid, paused) {

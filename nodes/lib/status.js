@@ -3,7 +3,9 @@
  * "error", "disconnected", each with `event` and the `_session` of the client that came or went,
  * so a Status node can follow sessions), plus a client connection's own states (connecting,
  * reconnecting in N s, waiting for a connect action, gave up; the URL when the flow changed it)
- * and the worker's (starting, installing, restarting, Python missing).
+ * and the worker's (starting, installing, restarting, Python missing). A listener whose
+ * backplane is down shows it (yellow ring, "backplane down", after the count while clients are
+ * connected) until it is up again.
  */
 "use strict";
 
@@ -13,15 +15,23 @@ const WORKER_STATUS = {
     restarting: { fill: "red", shape: "ring", text: "websocket.status.worker-down" },
 };
 
+// Stands for the count in the translated "connected N" until an event fills it in.
+const COUNT = "\u0000";
+
 function followStatus(RED, node, config) {
+    let connectedTemplate = null;
+
     /**
-     * "connected N", once per open/close event however many nodes show it. The count goes in as
-     * a string: with a number i18next resolves plural rules on every call (a new Intl.PluralRules,
-     * about 25 µs, at every connect and disconnect); the catalog's forms are the same anyway.
+     * "connected N", once per open/close event however many nodes show it, from the text
+     * translated once with a stand-in for the count. A call of i18next costs ~50 µs even with
+     * the count as a string (with a number, plural rules too): in the connection-scale
+     * benchmark's profile that was a sixth of Node-RED's CPU per connection. The catalog's
+     * singular and plural forms are the same, and a string count never picked between them.
      */
     function connectedText(event) {
         if (event.text === undefined) {
-            event.text = RED._("websocket.status.connected", { count: String(event.count) });
+            if (connectedTemplate === null) connectedTemplate = RED._("websocket.status.connected", { count: COUNT });
+            event.text = connectedTemplate.replace(COUNT, String(event.count));
         }
         return event.text;
     }
@@ -46,7 +56,24 @@ function followStatus(RED, node, config) {
         return null;
     }
 
+    let backplaneDown = false;
+    let backplaneText = null;
+
+    /** A listener's status while its backplane is down: its count, and that. */
+    function withBackplane(status, count) {
+        if (!backplaneDown) return status;
+        if (backplaneText === null) backplaneText = RED._("websocket.status.backplane-down");
+        const text = count > 0 ? connectedText({ count }) + ", " + backplaneText : backplaneText;
+        return Object.assign({}, status, { fill: "yellow", shape: "ring", text });
+    }
+
     let workerStatusShown = false;
+    config.on("backplane", function ({ state, count }) {
+        backplaneDown = state === "down";
+        workerStatusShown = false;
+        if (backplaneDown) node.status(withBackplane({}, count));
+        else node.status(count > 0 ? { fill: "green", shape: "dot", text: connectedText({ count }) } : {});
+    });
     config.on("client-state", function (event) {
         const status = clientStateStatus(event);
         if (status) {
@@ -56,12 +83,12 @@ function followStatus(RED, node, config) {
     });
     config.on("opened", function (event) {
         workerStatusShown = false;
-        node.status({
+        node.status(withBackplane({
             fill: "green", shape: "dot",
             text: event.url ? RED._("websocket.status.connected-to", { url: event.url }) : connectedText(event),
             event: "connect",
             _session: { type: "websocket", id: event.id },
-        });
+        }, event.count));
     });
     config.on("session-error", function (event) {
         workerStatusShown = false;
@@ -81,7 +108,7 @@ function followStatus(RED, node, config) {
         }
         status.event = "disconnect";
         status._session = { type: "websocket", id: event.id };
-        node.status(status);
+        node.status(withBackplane(status, event.count));
     });
     config.on("worker", function ({ state, detail }) {
         if (state === "ready") {

@@ -10,12 +10,12 @@
  *    restarted, with a warning;
  *  - anything else is a crash: restarted, with an error.
  * It also kills a worker that does not say hello in time or that is stuck (event-channel.js).
+ * Several of them may run side by side (worker-pool.js): each is supervised on its own.
  */
 "use strict";
 
 const { EventChannel } = require("./event-channel");
 const { PROTOCOL_VERSION } = require("./protocol");
-const { preparePython } = require("./python-env");
 const { spawnWorker, pipeLines } = require("./worker-spawn");
 const { StateMachine } = require("./state-machine");
 const { nodeRedStopping } = require("./shutdown");
@@ -30,14 +30,38 @@ const TRANSITIONS = {
     ready: ["restarting", "stopped"],
     restarting: ["starting", "stopped"], // waiting for the restart timer
     failed: ["starting", "stopped"], // Python missing or unusable: waits for the next deploy
-    stopped: [], // Node-RED is stopping
+    stopped: [], // Node-RED is stopping, or the worker was retired (the pool got smaller)
 };
+
+// The live worker processes of this Node-RED, stopped with it however it exits (one hook for all).
+const liveChildren = new Set();
+let exitHookInstalled = false;
+
+function installExitHook() {
+    if (exitHookInstalled) return;
+    exitHookInstalled = true;
+    process.on("exit", () => {
+        for (const child of liveChildren) {
+            try { child.kill("SIGTERM"); } catch (_) { /* already gone */ }
+        }
+    });
+}
+
+const told = new WeakSet();
+
+/** True the first time it is asked about `what` (a set-up's result or error, shared by several workers). */
+function once(what) {
+    if (told.has(what)) return false;
+    told.add(what);
+    return true;
+}
 
 class WorkerProcess {
     /**
-     * host: rawSettings() (RED.settings), configureOptions(), log (a BridgeLog), limits
-     * (options.js LIMITS), wanted() (is a worker needed?), onFrames(frames), onReady(), onLost()
-     * (the worker and all it served are gone), onState(state, detail).
+     * host: prepare(onProgress) (python-env.js preparePython, shared by the pool's workers),
+     * configureOptions(), log (a BridgeLog), limits (options.js LIMITS), wanted() (is a worker
+     * needed?), onFrames(frames), onReady(), onLost() (the worker and all it served are gone),
+     * onState(state, detail).
      */
     constructor(host) {
         this.host = host;
@@ -57,7 +81,7 @@ class WorkerProcess {
         this.restartTimer = null;
         this.restartDelay = this.limits.firstRestartMs;
         this.startedAt = 0;
-        this.exitHookInstalled = false;
+        this.retired = false;
     }
 
     get state() {
@@ -79,6 +103,11 @@ class WorkerProcess {
 
     send(frame) {
         if (this.channel) this.channel.send(frame);
+    }
+
+    /** A frame already encoded (protocol.js encodeFrame): one broadcast, encoded once for every worker. */
+    sendEncoded(bytes) {
+        if (this.channel) this.channel.sendEncoded(bytes);
     }
 
     trySend(frame) {
@@ -129,16 +158,21 @@ class WorkerProcess {
         this.machine.to("starting");
         let prepared;
         try {
-            prepared = await preparePython(this.host.rawSettings(), {
-                onProgress: (step) => this.machine.to(step),
+            prepared = await this.host.prepare((step) => {
+                if (!this.retired) this.machine.to(step);
             });
         } catch (err) {
+            if (this.retired) return;
             const code = err.code === "install-failed" ? "install-failed" : "python-missing";
-            this.log.error(`websocket.errors.${code}`, { detail: err.message });
+            // One set-up serves every worker of the pool (worker-pool.js): its news is told once.
+            if (once(err)) this.log.error(`websocket.errors.${code}`, { detail: err.message });
             this.machine.to("failed", { code, message: err.message });
             return;
         }
-        if (prepared.speedupsSkipped) this.log.info("websocket.log.no-uvloop", { detail: prepared.speedupsSkipped });
+        if (this.retired) return;
+        if (prepared.speedupsSkipped && once(prepared)) {
+            this.log.info("websocket.log.no-uvloop", { detail: prepared.speedupsSkipped });
+        }
         if (nodeRedStopping()) {
             this.machine.to("stopped");
         } else if (!this.host.wanted()) {
@@ -184,12 +218,27 @@ class WorkerProcess {
         child.on("message", () => {}); // on fd 3 the worker only answers Node's own NODE_* messages
         pipeLines(child.stdout, (line) => this.log.worker("debug", line));
         pipeLines(child.stderr, (line) => this.log.worker("warn", line));
-        this._installExitHook();
+        liveChildren.add(child);
+        installExitHook();
+    }
+
+    /**
+     * Stops this worker for good (the pool got smaller): no restart, no news. Whoever used it has
+     * been told already (worker-pool.js).
+     */
+    retire() {
+        this.retired = true;
+        clearTimeout(this.restartTimer);
+        const child = this.child;
+        this._detach();
+        if (child) child.kill("SIGTERM");
+        if (!this.machine.is("idle", "stopped")) this.machine.to("stopped");
     }
 
     _detach() {
         clearTimeout(this.helloTimer);
         if (this.channel) this.channel.close();
+        if (this.child) liveChildren.delete(this.child);
         this.child = null;
         this.channel = null;
     }
@@ -225,16 +274,6 @@ class WorkerProcess {
             else this._start();
         }, delay);
         if (this.restartTimer.unref) this.restartTimer.unref();
-    }
-
-    _installExitHook() {
-        if (this.exitHookInstalled) return;
-        this.exitHookInstalled = true;
-        process.on("exit", () => {
-            if (this.child) {
-                try { this.child.kill("SIGTERM"); } catch (_) { /* already gone */ }
-            }
-        });
     }
 }
 

@@ -2,7 +2,10 @@
 
 The worker uses only the public API of websockets, tested with the releases in
 ``requirements.txt``; an interpreter chosen by the user (``pyWebsocketListenerPython``, for
-air-gapped installs) may hold others. ``python -m websocket_worker --check`` prints a JSON report
+air-gapped installs) may hold others. ``redis`` is optional: only listeners with a backplane need
+it (an interpreter without it still runs every other listener and client), so it is not among
+the problems that stop the worker; :func:`optional_problem` says why a backplane cannot run.
+``python -m websocket_worker --check`` prints a JSON report
 and exits 0 when everything fits, :data:`EXIT_INCOMPATIBLE` otherwise; the worker itself refuses
 to start with the same exit code and a line on stderr saying what does not fit.
 """
@@ -13,7 +16,15 @@ import json
 import sys
 from importlib import metadata
 
-__all__ = ["EXIT_INCOMPATIBLE", "REQUIRED", "installed", "main", "problems"]
+__all__ = [
+    "EXIT_INCOMPATIBLE",
+    "OPTIONAL",
+    "REQUIRED",
+    "installed",
+    "main",
+    "optional_problem",
+    "problems",
+]
 
 #: Exit code of a worker (or ``--check``) whose packages do not fit.
 EXIT_INCOMPATIBLE = 3
@@ -22,6 +33,11 @@ EXIT_INCOMPATIBLE = 3
 REQUIRED: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "websockets": ((15, 0), (18,)),
     "msgpack": ((1, 0), (2,)),
+}
+
+#: The same for packages only some features need: redis, for listeners with a backplane.
+OPTIONAL: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "redis": ((7, 0), (9,)),
 }
 
 
@@ -46,9 +62,9 @@ def _dotted(release: tuple[int, ...]) -> str:
 
 
 def installed() -> dict[str, str | None]:
-    """The installed version of each required package (None when missing)."""
+    """The installed version of each required and optional package (None when missing)."""
     versions: dict[str, str | None] = {}
-    for name in REQUIRED:
+    for name in (*REQUIRED, *OPTIONAL):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -56,24 +72,39 @@ def installed() -> dict[str, str | None]:
     return versions
 
 
+def _problem(name: str, version: str | None, lowest: tuple[int, ...], beyond: tuple[int, ...],
+             who: str) -> str | None:  # fmt: skip
+    wanted = f"{_dotted(lowest)} or newer, before {_dotted(beyond)}"
+    if version is None:
+        return f"{name} is not installed (needs {wanted})"
+    if not lowest <= _release(version) < beyond:
+        return f"{name} {version} is installed, {who} needs {wanted}"
+    return None
+
+
 def problems(versions: dict[str, str | None]) -> list[str]:
-    """One sentence per package that is missing or outside its supported range."""
+    """One sentence per required package that is missing or outside its supported range."""
     found: list[str] = []
     for name, (lowest, beyond) in REQUIRED.items():
-        wanted = f"{_dotted(lowest)} or newer, before {_dotted(beyond)}"
-        version = versions.get(name)
-        if version is None:
-            found.append(f"{name} is not installed (needs {wanted})")
-        elif not lowest <= _release(version) < beyond:
-            found.append(f"{name} {version} is installed, the worker needs {wanted}")
+        problem = _problem(name, versions.get(name), lowest, beyond, "the worker")
+        if problem is not None:
+            found.append(problem)
     return found
+
+
+def optional_problem(name: str, versions: dict[str, str | None] | None = None) -> str | None:
+    """Why optional package ``name`` cannot be used (missing, or outside its range), or None."""
+    lowest, beyond = OPTIONAL[name]
+    version = (versions if versions is not None else installed()).get(name)
+    return _problem(name, version, lowest, beyond, "the worker")
 
 
 def main() -> int:
     """``--check``: print the report as JSON; 0 when it fits."""
     versions = installed()
     found = problems(versions)
-    print(json.dumps({"installed": versions, "problems": found}))
+    unavailable = {name: optional_problem(name, versions) for name in OPTIONAL}
+    print(json.dumps({"installed": versions, "problems": found, "unavailable": unavailable}))
     return EXIT_INCOMPATIBLE if found else 0
 
 

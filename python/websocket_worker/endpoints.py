@@ -9,6 +9,8 @@ same :class:`~websocket_worker.session.ServerSession`. Every session reads under
 An endpoint also owns what concerns all its sessions: the checks before a handshake completes
 (:class:`~websocket_worker.auth.Gate`: origins, authentication, and here the connection limit),
 and the heartbeat: one timer per endpoint pings every open session, rather than one per session.
+With a backplane (backplane.py) an endpoint also publishes: its flow's broadcasts (``publish``),
+and replies and closes for sessions of other instances; and it delivers what comes from them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from websockets.http11 import Request
 
 from .auth import TOKEN_PROTOCOL_PREFIX, Gate, Refusal, client_address
 from .background import Background
+from .backplane import Backplanes, Link, node_of
 from .flow import FlowControl
 from .frames import message_frame
 from .handshake import Answer, answer, select_subprotocol
@@ -70,6 +73,8 @@ class Endpoint:
         self._log: Log = log or (lambda level, text: None)
         self._all_gone: asyncio.Future[None] | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
+        #: The backplane's link, when the endpoint has one and it could be made.
+        self.backplane: Link | None = None
         self.configure(options)
 
     def configure(self, options: EndpointOptions) -> None:
@@ -131,12 +136,16 @@ class Endpoint:
         """Send to one session, or to every open session when ``sid`` is None.
 
         A broadcast writes to each session's transport without waiting; a session over its
-        ``write_limit`` is dropped on the way and the others still get the frame.
+        ``write_limit`` is dropped on the way and the others still get the frame. With a
+        backplane, a session of another node gets the reply through it.
         """
         if sid is not None:
             session = self.sessions.get(sid)
             if session is not None:
                 session.send(data)
+            elif self._remote(sid):
+                assert self.backplane is not None
+                self.backplane.reply(self.options.path, sid, data)
             return
         wire: bytes | None = None
         for session in list(self.sessions.values()):
@@ -149,12 +158,45 @@ class Endpoint:
                 wire = message_frame(data)
             session.write_frame(wire)
 
+    def publish(self, data: str | bytes) -> None:
+        """A broadcast of this instance: to every local session, and published once."""
+        self.send(None, data)
+        if self.backplane is not None:
+            self.backplane.broadcast(self.options.path, data)
+
+    def _remote(self, sid: str) -> bool:
+        """Whether ``sid`` names a session of another node of the backplane."""
+        link = self.backplane
+        return link is not None and node_of(sid) not in ("", link.node)
+
+    # What comes through the backplane (backplane.Subscriber).
+
+    def remote_send(self, sid: str | None, data: str | bytes) -> bool:
+        if sid is None:
+            self.send(None, data)
+            return True
+        session = self.sessions.get(sid)
+        if session is None or not session.is_open:
+            return False
+        session.send(data)
+        return True
+
+    def remote_close(self, sid: str, code: int, reason: str) -> bool:
+        session = self.sessions.get(sid)
+        if session is None or not session.opened:
+            return False
+        session.close(code, reason)
+        return True
+
     def close_session(self, sid: str | None, code: int, reason: str) -> None:
         """Close one session, or every open session when ``sid`` is None."""
         if sid is not None:
             session = self.sessions.get(sid)
             if session is not None:
                 session.close(code, reason)
+            elif self._remote(sid):
+                assert self.backplane is not None
+                self.backplane.close_session(self.options.path, sid, code, reason)
             return
         for session in list(self.sessions.values()):
             if session.opened:
@@ -223,6 +265,8 @@ class Endpoints:
         self._background = Background()
         #: Enter it around a run of commands to write each session's frames at once.
         self.batch = batch if batch is not None else WriteBatch()
+        #: The links to other instances of endpoints with a backplane.
+        self.backplanes = Backplanes(emit, self._log, self.batch)
 
     def __contains__(self, owner: object) -> bool:
         return owner in self._endpoints
@@ -241,10 +285,12 @@ class Endpoints:
         parsed = EndpointOptions.from_dict(options)
         endpoint = self._endpoints.get(owner)
         if endpoint is None:
-            self._endpoints[owner] = Endpoint(owner, parsed, self._emit, self.batch, self.flow,
-                                              self._log)  # fmt: skip
+            endpoint = Endpoint(owner, parsed, self._emit, self.batch, self.flow, self._log)
+            self._endpoints[owner] = endpoint
         else:
             endpoint.configure(parsed)  # sessions already there keep theirs
+        self.backplanes.attach(endpoint, parsed.path, parsed.backplane)
+        endpoint.backplane = self.backplanes.link_of(endpoint)
         self._emit(["listening", owner])
 
     def unlisten(self, owner: int) -> None:
@@ -253,6 +299,8 @@ class Endpoints:
         if endpoint is None:
             self._emit(["closed", owner])
             return
+        self.backplanes.detach(endpoint)
+        endpoint.backplane = None
         self._background.spawn(self._unlisten(endpoint))
 
     async def _unlisten(self, endpoint: Endpoint) -> None:
@@ -265,6 +313,11 @@ class Endpoints:
         endpoint = self._endpoints.get(owner)
         if endpoint is not None:
             endpoint.send(sid, data)
+
+    def publish(self, owner: int, data: str | bytes) -> None:
+        endpoint = self._endpoints.get(owner)
+        if endpoint is not None:
+            endpoint.publish(data)
 
     def close_session(self, owner: int, sid: str | None, code: int, reason: str) -> None:
         endpoint = self._endpoints.get(owner)
@@ -347,7 +400,10 @@ class Endpoints:
         """Close every endpoint (worker shutdown), bounded by ``timeout``."""
         endpoints = list(self._endpoints.values())
         self._endpoints.clear()
+        for endpoint in endpoints:
+            endpoint.backplane = None
         if endpoints:
             await asyncio.gather(*(endpoint.close(timeout) for endpoint in endpoints))
+        await self.backplanes.aclose()
         await self._background.finish(timeout)  # an unlisten under way
 

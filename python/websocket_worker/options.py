@@ -15,6 +15,8 @@ __all__ = [
     "AUTH_TYPES",
     "JWT_ALGORITHMS",
     "AuthOptions",
+    "BACKPLANE_SCHEMES",
+    "BackplaneOptions",
     "DEFAULT_FLOW_WINDOW",
     "DEFAULT_FLOW_WINDOW_BYTES",
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -192,6 +194,38 @@ class AuthOptions:
         )
 
 
+#: URL schemes of a backplane: Redis (or Valkey) over TCP, over TLS, or a Unix socket.
+BACKPLANE_SCHEMES = ("redis", "rediss", "unix")
+
+
+@dataclass(frozen=True)
+class BackplaneOptions:
+    """The ``backplane`` map of ``listen`` (v5, docs/protocol.md). The password stays out of
+    ``repr``; so does the URL, which may carry one."""
+
+    url: str = field(repr=False)
+    namespace: str = "pyws"
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_dict(cls, options: Any) -> BackplaneOptions | None:
+        """nil → None (the endpoint serves this instance only)."""
+        if options is None:
+            return None
+        options = _map(options, "backplane")
+        url = _text(options, "url")
+        scheme, sep, _ = url.partition("://")
+        if not sep or scheme.lower() not in BACKPLANE_SCHEMES:
+            raise ValueError("backplane.url must be a redis://, rediss:// or unix:// URL")
+        namespace = _text(options, "namespace", "pyws")
+        if not namespace or any(char.isspace() for char in namespace):
+            raise ValueError("backplane.namespace must be a non-empty string without spaces")
+        password = options.get("password")
+        if password is not None and not isinstance(password, str):
+            raise ValueError("backplane.password must be a string or nil")
+        return cls(url=url, namespace=namespace, password=password or None)
+
+
 @dataclass(frozen=True)
 class EndpointOptions:
     """``["listen", owner, options]`` (docs/protocol.md)."""
@@ -216,6 +250,8 @@ class EndpointOptions:
     #: A request without ``Origin`` is refused (only with ``origins``).
     origin_required: bool = False
     auth: AuthOptions | None = None
+    #: Other Node-RED instances serving the same path, through Redis pub/sub (v5).
+    backplane: BackplaneOptions | None = None
 
     @classmethod
     def from_dict(cls, options: Any) -> EndpointOptions:
@@ -238,6 +274,7 @@ class EndpointOptions:
             origins=_strings(options, "origins") or None,
             origin_required=_flag(options, "origin_required", False),
             auth=AuthOptions.from_dict(options.get("auth")),
+            backplane=BackplaneOptions.from_dict(options.get("backplane")),
         )
 
 

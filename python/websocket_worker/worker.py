@@ -105,6 +105,7 @@ class Worker:
         self.clients = Clients(self.emit, self.flow, self.log, self.batch)
         self._commands: dict[str, tuple[int, Callable[..., None]]] = {
             "send": (3, self._cmd_send),
+            "publish": (2, self._cmd_publish),
             "ack": (1, self._cmd_ack),
             "stream_data": (2, self._cmd_stream_data),
             "configure": (1, self._cmd_configure),
@@ -181,6 +182,11 @@ class Worker:
         else:
             self.clients.send(owner, data)
 
+    def _cmd_publish(self, owner: Any, data: Any) -> None:
+        if not isinstance(data, (str, bytes)):
+            raise CommandError("data must be str or bin")
+        self.endpoints.publish(_owner(owner), data)
+
     def _cmd_ack(self, count: Any) -> None:
         if type(count) is not int or count < 0:
             raise CommandError("count must be an integer >= 0")
@@ -190,6 +196,15 @@ class Worker:
 
     def _cmd_configure(self, options: Any) -> None:
         self.flow.configure(options)
+        if not isinstance(options, dict):
+            return
+        instance, node = options.get("instance"), options.get("node")
+        if instance is not None or node is not None:
+            if not isinstance(instance, str) or not isinstance(node, str):
+                raise CommandError("instance and node must be strings")
+            if not node.startswith(instance + ".") or "." in instance:
+                raise CommandError("node must be <instance>.<slot>")
+            self.endpoints.backplanes.configure(instance, node)
 
     def _cmd_listen(self, owner: Any, options: Any) -> None:
         owner = _owner(owner)

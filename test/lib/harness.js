@@ -10,8 +10,18 @@ const https = require("https");
 const os = require("os");
 const path = require("path");
 const WebSocket = require("ws");
+const { workerCount } = require("../../nodes/lib/options");
 
 const TIME_FACTOR = Number(process.env.TEST_TIME_FACTOR || 1);
+
+/**
+ * PYWS_TEST_WORKERS=2 (or "auto") runs the tests with that many workers (pyWebsocketWorkers in
+ * every Node-RED's settings, test/lib/setup.js and node-red-process.js); unset, the default.
+ */
+const TEST_WORKERS = !process.env.PYWS_TEST_WORKERS ? undefined
+    : process.env.PYWS_TEST_WORKERS === "auto" ? "auto" : Number(process.env.PYWS_TEST_WORKERS);
+/** How many worker processes a Node-RED of the tests runs. */
+const TEST_WORKER_COUNT = workerCount(TEST_WORKERS === undefined ? 1 : TEST_WORKERS);
 
 function ms(value) {
     return value * TIME_FACTOR;
@@ -156,5 +166,5 @@ function wsUrl(helper, path) {
 
 module.exports = {
     ms, delay, waitFor, connectClient, closeClient, startServer, stopServer, withHelper, withRemoteServer,
-    recordStatuses, recordMessages, wsUrl, startHttpsServer,
+    recordStatuses, recordMessages, wsUrl, startHttpsServer, TEST_WORKERS, TEST_WORKER_COUNT,
 };

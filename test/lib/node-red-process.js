@@ -13,7 +13,7 @@ const net = require("net");
 const os = require("os");
 const path = require("path");
 const WebSocket = require("ws");
-const { waitFor, ms } = require("./harness");
+const { waitFor, ms, TEST_WORKERS, TEST_WORKER_COUNT } = require("./harness");
 const { adminRequest } = require("./admin-api");
 
 const ROOT = path.resolve(__dirname, "..", "..");
@@ -51,7 +51,10 @@ class NodeRedProcess {
         this.port = await freePort();
         this.userDir = this.options.userDir || linkedUserDir();
         this.ownsUserDir = !this.options.userDir;
-        const extra = this.options.settings || "";
+        let extra = this.options.settings || "";
+        if (TEST_WORKERS !== undefined && !/pyWebsocketWorkers/.test(extra)) {
+            extra = `pyWebsocketWorkers: ${JSON.stringify(TEST_WORKERS)}, ${extra}`;
+        }
         fs.writeFileSync(path.join(this.userDir, "settings.js"),
             `module.exports = { uiHost: "127.0.0.1", uiPort: ${this.port}, flowFile: "flows.json", ` +
             `credentialSecret: false, logging: { console: { level: "info" } }, ${extra} };\n`);
@@ -109,6 +112,14 @@ class NodeRedProcess {
         } catch (_) {
             return [];
         }
+    }
+
+    /** The worker processes once all of them run (pyWebsocketWorkers of the tests: one by default). */
+    async allWorkers() {
+        return waitFor(`${TEST_WORKER_COUNT} worker processes`, () => {
+            const pids = this.workerPids();
+            return pids.length === TEST_WORKER_COUNT ? pids : null;
+        }, ms(15000));
     }
 
     running() {

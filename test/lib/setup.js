@@ -4,7 +4,9 @@
  *    scripts/run-python.js, or at first use by the bridge itself), so tests don't install into
  *    ~/.node-red;
  *  - after the last test, anything still holding the event loop (a server, socket, timer or
- *    process a test left behind) fails the run with its list, instead of mocha waiting forever.
+ *    process a test left behind) fails the run with its list, instead of mocha waiting forever;
+ *  - with PYWS_TEST_WORKERS set, every test helper load asks for that many workers
+ *    (pyWebsocketWorkers), unless the test sets its own.
  */
 "use strict";
 const path = require("path");
@@ -12,7 +14,17 @@ const path = require("path");
 process.env.NODE_RED_PYTHON_VENV = process.env.NODE_RED_PYTHON_VENV ||
     path.resolve(__dirname, "..", "..", ".venv");
 
-const { ms, delay } = require("./harness");
+const { ms, delay, TEST_WORKERS } = require("./harness");
+
+if (TEST_WORKERS !== undefined) {
+    const helper = require("node-red-node-test-helper");
+    const settings = helper.settings;
+    helper.settings = function (userSettings) {
+        return settings.call(this, userSettings && Object.assign({ pyWebsocketWorkers: TEST_WORKERS }, userSettings));
+    };
+    // Specs that drive the bridge without the helper (https_relay_spec) get it too.
+    require("../../nodes/lib/bridge").getBridge().configure({ settings: { pyWebsocketWorkers: TEST_WORKERS } });
+}
 
 function describe(handle) {
     const name = handle.constructor ? handle.constructor.name : typeof handle;
