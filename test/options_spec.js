@@ -7,12 +7,14 @@
 "use strict";
 
 const fs = require("fs");
+const os = require("os");
 const path = require("path");
 const should = require("should");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const {
-    SETTINGS, settingsValues, configProperties, configureOptions, listenOptions, connectOptions, listenerProperties,
+    SETTINGS, settingsValues, workerCount, configProperties, configureOptions, listenOptions, connectOptions,
+    listenerProperties,
 } = require("../nodes/lib/options");
 const { waitFor, connectClient, closeClient, wsUrl, withHelper } = require("./lib/harness");
 const { echoFlow } = require("./lib/flows");
@@ -81,6 +83,20 @@ describe("options", function () {
             "pyWebsocketListenerFlowWindow", 0, "a whole number of messages >= 1", 1000]);
         settingsValues(bad, report);
         reports.length.should.equal(3); // once per process and value
+    });
+
+    it("takes 1 to 16 workers or \"auto\" (one per CPU, at most 8), and reports anything else", function () {
+        defaults.workers.should.equal(1);
+        const reports = [];
+        const report = (...args) => reports.push(args);
+        settingsValues({ pyWebsocketWorkers: 4 }, report).workers.should.equal(4);
+        settingsValues({ pyWebsocketWorkers: "auto" }, report).workers.should.equal("auto");
+        for (const bad of [0, 17, 2.5, "2", true]) settingsValues({ pyWebsocketWorkers: bad }, report).workers.should.equal(1);
+        reports.map((args) => args[1]).should.eql([0, 17, 2.5, "2", true]);
+        reports[0].should.eql(["pyWebsocketWorkers", 0, 'a whole number of workers from 1 to 16, or "auto"', 1]);
+        workerCount(3).should.equal(3);
+        const cpus = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+        workerCount("auto").should.equal(Math.min(Math.max(cpus, 1), 8));
     });
 
     it("parses config node properties as core does", function () {
