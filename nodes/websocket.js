@@ -112,7 +112,7 @@ module.exports = function (RED) {
         /** A reply that found its session gone: an error when asked for, or when the worker dropped it. */
         function undelivered(config, sid) {
             const gone = config.whyGone(sid);
-            if (!node.reportUndelivered && !(gone && gone.by === "error")) return null;
+            if (!node.reportUndelivered && !(gone && gone.by === "error" && !gone.workerLost)) return null;
             let why = " " + RED._("websocket.errors.session-gone", { id: sid });
             if (gone) why += ` (${gone.error || gone.by + " " + gone.code})`;
             return new Error(RED._("websocket.errors.send-error") + why);

@@ -11,6 +11,7 @@ const os = require("os");
 const path = require("path");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
+const catchNode = require(require("./lib/node-red-path").coreNodePath("core/common/25-catch.js"));
 const { getBridge, Bridge } = require("../nodes/lib/bridge");
 const {
     waitFor, connectClient, closeClient, withRemoteServer, recordStatuses, recordMessages, wsUrl, ms,
@@ -67,6 +68,35 @@ describe("worker supervision", function () {
         await waitFor("the message", () => seen.length === 1);
         await waitFor("the worker error logs", () =>
             logged("ERROR", /Python worker stopped \(signal SIGKILL\)/).length === oldPids.length);
+    });
+
+    it("does not fail a reply that reaches out after its client went with a killed worker", async function () {
+        const flow = [
+            { id: "f1", type: "tab" },
+            { id: "listener", type: "py-websocket-listener", path: "/late", wholemsg: "false" },
+            { id: "in", type: "py-websocket in", z: "f1", server: "listener", client: "", wires: [["seen"]] },
+            { id: "seen", type: "helper", z: "f1" },
+            { id: "out", type: "py-websocket out", z: "f1", server: "listener", client: "" },
+            { id: "catcher", type: "catch", z: "f1", scope: null, uncaught: false, wires: [["caught"]] },
+            { id: "caught", type: "helper", z: "f1" },
+        ];
+        await helper.load([websocketNodes, catchNode], flow);
+        const bridge = getBridge();
+        const seen = recordMessages(helper.getNode("seen"));
+        const caught = recordMessages(helper.getNode("caught"));
+        const ws = await connectClient(wsUrl(helper, "/late"));
+        ws.send("hello");
+        await waitFor("the message", () => seen.length === 1);
+        const closed = closedPromise(ws);
+        const oldPids = bridge.workerPids;
+        for (const pid of oldPids) process.kill(pid, "SIGKILL");
+        await closed;
+        await waitFor("the session's end", () => helper.getNode("listener").whyGone(seen[0]._session.id));
+        helper.getNode("out").receive({ payload: "too late", _session: seen[0]._session });
+        helper.getNode("out").receive({ action: "shout" }); // caught: the control that comes after
+        await waitFor("the control", () => caught.length > 0);
+        caught.map((msg) => msg.error.message.replace(/^Error: /, "")).should.eql(["websocket.errors.bad-action"]);
+        await waitFor("new workers", () => bridge.isReady() && bridge.workerPids.every((pid) => !oldPids.includes(pid)));
     });
 
     it("restarts a worker stopped by SIGTERM while Node-RED runs, with a warning and no error", async function () {

@@ -14,7 +14,7 @@
  *   closeSessions(sid or null, code, reason) -> "sent" | "gone" | "not-ready"   listener only
  *   clientAction(request) -> "sent" | "not-ready"   client only: a flow's connect / disconnect /
  *     reconnect (client-action.js)
- *   whyGone(sid) -> {code, reason, by, error} | null   listener only: a session that went lately
+ *   whyGone(sid) -> {code, reason, by, error, workerLost?} | null   listener only: a session that went lately
  *   events "opened" {count, id, url?} and "closed" {count, id}, "session-error" {err, id},
  *     "worker" {state, detail}; a client's also "client-state" {state, delay, gaveUp, url}
  *   in nodes whose `events` is true also get connection events on their second output

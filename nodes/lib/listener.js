@@ -25,7 +25,7 @@ class Listener {
         this.RED = RED;
         this.bridge = bridge;
         this.sessions = new Map(); // sid -> user (null without authentication)
-        this.gone = new Map(); // sid -> {code, reason, by, error}, the last GONE_KEPT
+        this.gone = new Map(); // sid -> {code, reason, by, error, workerLost?}, the last GONE_KEPT
         this.errors = new Map(); // sid -> the error text of an open session the worker failed
         this.ownerId = null;
         this.route = null;
@@ -93,7 +93,13 @@ class Listener {
             },
             // The sessions that went with a worker (null: all of them).
             workerLost(sids, worker) {
-                for (const sid of sids || Array.from(sessions.keys())) events.close(sid, 1006, "", "error");
+                for (const sid of sids || Array.from(sessions.keys())) {
+                    events.close(sid, 1006, "", "error");
+                    // Not dropped by the worker for something the client did: the worker itself is
+                    // gone (already logged and shown), so a reply still on its way is not an error.
+                    const why = gone.get(sid);
+                    if (why) why.workerLost = true;
+                }
                 if (backplaneStates.delete(worker)) backplaneChanged();
             },
             // A worker's link to the other instances is "up" or "down" (info: url, error, lost).
@@ -105,7 +111,7 @@ class Listener {
         return events;
     }
 
-    /** Why session sid is not open: {code, reason, by, error} if it went lately, else null. */
+    /** Why session sid is not open: {code, reason, by, error, workerLost?} if it went lately, else null. */
     whyGone(sid) {
         return this.gone.get(sid) || null;
     }
