@@ -12,7 +12,7 @@ const net = require("net");
 const os = require("os");
 const path = require("path");
 const should = require("should");
-const { waitFor, connectClient, closeClient, ms } = require("./lib/harness");
+const { waitFor, connectClient, closeClient, ms, TEST_WORKERS } = require("./lib/harness");
 
 const ROOT = path.resolve(__dirname, "..");
 const PACKAGE = "node-red-contrib-python-websocket";
@@ -74,7 +74,8 @@ describe("palette install, end to end", function () {
         port = await freePort();
         fs.writeFileSync(path.join(userDir, "settings.js"),
             `module.exports = { uiHost: "127.0.0.1", uiPort: ${port}, flowFile: "flows.json", ` +
-            "credentialSecret: false, logging: { console: { level: \"info\" } } };\n");
+            "credentialSecret: false, logging: { console: { level: \"info\" } }" +
+            (TEST_WORKERS === undefined ? "" : `, pyWebsocketWorkers: ${JSON.stringify(TEST_WORKERS)}`) + " };\n");
         const env = Object.assign({}, process.env);
         delete env.NODE_RED_PYTHON_VENV; // a real first use: the venv goes into the fresh user dir
         red = childProcess.spawn(process.execPath, [require("./lib/node-red-path").redJs, "-u", userDir,
