@@ -7,6 +7,7 @@
 "use strict";
 
 const fs = require("fs");
+require("should");
 const path = require("path");
 const { NodeRedProcess, ROOT } = require("./lib/node-red-process");
 const { waitFor, startServer, stopServer, ms } = require("./lib/harness");
