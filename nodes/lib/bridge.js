@@ -87,6 +87,7 @@ class Bridge {
         // This Node-RED on a backplane: in the session ids of listeners that have one.
         this.instance = crypto.randomBytes(4).toString("hex");
         this.rawSettings = {};
+        this.validated = null; // settings(), until the next configure()
         this.log = new BridgeLog();
         this.owners = new Owners();
         this.pool = new WorkerPool({
@@ -111,15 +112,22 @@ class Bridge {
     /** Latest settings, logger and translate function (each Node-RED load brings its own RED). */
     configure({ settings, log, translate }) {
         this.rawSettings = settings || {};
+        this.validated = null;
         this.log.configure(log, translate);
         if (this.owners.size === 0) this._resize();
     }
 
-    /** The settings.js values, validated (options.js); a bad value is logged once. */
+    /**
+     * The settings.js values, validated (options.js) once per configure(): the handoff reads
+     * them at every connection. A bad value is logged once.
+     */
     settings() {
-        return settingsValues(this.rawSettings, (name, value, expected, fallback) =>
-            this.log.warn("websocket.errors.bad-setting", { name, value: JSON.stringify(value), expected,
-                default: JSON.stringify(fallback) }));
+        if (!this.validated) {
+            this.validated = settingsValues(this.rawSettings, (name, value, expected, fallback) =>
+                this.log.warn("websocket.errors.bad-setting", { name, value: JSON.stringify(value), expected,
+                    default: JSON.stringify(fallback) }));
+        }
+        return this.validated;
     }
 
     /** Declares an endpoint ("listen") or a client connection ("connect"); returns its id. */
