@@ -15,7 +15,7 @@ const catchNode = require(require("./lib/node-red-path").coreNodePath("core/comm
 const {
     ms, delay, waitFor, startServer, stopServer, withHelper, recordStatuses, recordMessages,
 } = require("./lib/harness");
-const { clientConfig } = require("./lib/flows");
+const { clientConfig, exampleFlow } = require("./lib/flows");
 
 helper.init(require("./lib/node-red-path").redMain);
 
@@ -264,24 +264,9 @@ describe("the example flow 05 - Connect to a URL given at runtime", function () 
     const modules = [translatedNodes, catchNode, require(core("core/function/10-function.js")),
         require(core("core/common/20-inject.js")), require(core("core/common/90-comment.js"))];
 
-    /** The example as a test loads it: debug nodes as helper nodes, this Node-RED's port. */
-    function exampleFlow() {
-        const flow = JSON.parse(require("fs").readFileSync(require("path").join(__dirname, "..", "examples", "flows",
-            "05 - Connect to a URL given at runtime.json"), "utf8"));
-        const port = new URL(helper.url()).port;
-        for (const node of flow) {
-            if (node.type === "debug") node.type = "helper";
-            if (node.type === "py-websocket-client") node.path = node.path.replace(":1880", ":" + port);
-            for (const prop of node.props || []) {
-                if (prop.p === "url") prop.v = prop.v.replace(":1880", ":" + port);
-            }
-        }
-        const byName = (type, name) => flow.find((node) => node.type === type && node.name === name).id;
-        return { flow, byName, port };
-    }
-
     it("waits for a button, moves between the stations, holds a message while down and catches a bad URL", async function () {
-        const { flow, byName, port } = exampleFlow();
+        const port = new URL(helper.url()).port;
+        const { flow, byName } = exampleFlow("05 - Connect to a URL given at runtime", port);
         await helper.load(modules, flow);
         const replies = recordMessages(helper.getNode(byName("helper", "replies")));
         const events = recordMessages(helper.getNode(byName("helper", "connection events")));

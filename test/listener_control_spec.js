@@ -14,6 +14,7 @@ const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const catchNode = require(require("./lib/node-red-path").coreNodePath("core/common/25-catch.js"));
 const { ms, waitFor, connectClient, closeClient, recordMessages, wsUrl, withHelper } = require("./lib/harness");
+const { exampleFlow } = require("./lib/flows");
 
 helper.init(require("./lib/node-red-path").redMain);
 
@@ -282,26 +283,8 @@ describe("the example flow 04 - Chat with JWT", function () {
     const modules = [websocketNodes, catchNode, require(core("core/function/10-function.js")),
         require(core("core/common/20-inject.js")), require(core("core/common/90-comment.js"))];
 
-    /** The example as a test loads it: credentials apart, debug nodes as helper nodes, this port. */
-    function exampleFlow() {
-        const flow = JSON.parse(require("fs").readFileSync(require("path").join(__dirname, "..", "examples", "flows",
-            "04 - Chat with JWT.json"), "utf8"));
-        const credentials = {};
-        const port = new URL(helper.url()).port;
-        for (const node of flow) {
-            if (node.credentials) {
-                credentials[node.id] = node.credentials;
-                delete node.credentials;
-            }
-            if (node.type === "debug") node.type = "helper";
-            if (node.type === "py-websocket-client") node.path = node.path.replace(":1880", ":" + port);
-        }
-        const byName = (type, name) => flow.find((node) => node.type === type && node.name === name).id;
-        return { flow, credentials, byName };
-    }
-
     it("lets Alice and Bob in with their tokens, keeps them in flow context, and kicks Bob", async function () {
-        const { flow, credentials, byName } = exampleFlow();
+        const { flow, credentials, byName } = exampleFlow("04 - Chat with JWT", new URL(helper.url()).port);
         await helper.load(modules, flow, credentials);
         const events = recordMessages(helper.getNode(byName("helper", "connection events")));
         const bobReceived = recordMessages(helper.getNode(byName("helper", "Bob received")));
