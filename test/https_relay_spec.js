@@ -4,6 +4,7 @@
  */
 "use strict";
 
+require("should");
 const WebSocket = require("ws");
 const { getBridge } = require("../nodes/lib/bridge");
 const { listenOptions } = require("../nodes/lib/options");

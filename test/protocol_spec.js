@@ -8,7 +8,7 @@
 
 const should = require("should");
 const { Encoder, Decoder } = require("@msgpack/msgpack");
-const { encodeFrame, FrameDecoder, FrameError, asBuffer, decodeMessage, encodeSend } = require("../nodes/lib/protocol");
+const { encodeFrame, encodePieces, FrameDecoder, FrameError, asBuffer, decodeMessage, encodeSend } = require("../nodes/lib/protocol");
 
 const library = new Encoder();
 
@@ -94,6 +94,23 @@ describe("event channel codec", function () {
         got.length.should.equal(2);
         should(got[0]).be.instanceOf(FrameError);
         should(got[1]).eql(["message", 1, "abc", "next"]);
+    });
+
+    it("encodes a frame with a large Buffer as a header and that Buffer itself, byte for byte the same", function () {
+        const big = Buffer.alloc(40 * 1024, 7);
+        for (const frame of [["send", 5, "abc", big], ["send", 70000, null, big], ["stream_data", "s1", big],
+            ["publish", 3, Buffer.alloc(70000, 1)]]) {
+            const pieces = encodePieces(frame);
+            pieces.length.should.equal(2);
+            pieces[1].should.equal(frame[frame.length - 1]); // the payload itself: not copied
+            Buffer.concat(pieces).equals(libraryFrame(frame)).should.be.true(frame[0]);
+        }
+        // Small and text payloads stay one encoded frame.
+        for (const frame of [["send", 5, "abc", Buffer.alloc(100)], ["send", 5, "abc", "x".repeat(70000)], ["ack", 3]]) {
+            const pieces = encodePieces(frame);
+            pieces.length.should.equal(1);
+            pieces[0].equals(libraryFrame(frame)).should.be.true();
+        }
     });
 
     it("copies each byte of a frame read in pieces once: a 16 MiB frame in 64 KiB reads copies 16 MiB", function () {

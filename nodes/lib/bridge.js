@@ -25,7 +25,7 @@
 
 const crypto = require("crypto");
 
-const { FrameError, asBuffer, encodeFrame } = require("./protocol");
+const { FrameError, asBuffer, encodePieces } = require("./protocol");
 const { BridgeLog } = require("./bridge-log");
 const { Owners } = require("./owners");
 const { WorkerPool } = require("./worker-pool");
@@ -309,7 +309,7 @@ class Bridge {
             ready++;
         }
         if (ready === 0) return "not-ready";
-        let bytes = null;
+        let pieces = null;
         let publisher = publisherFrame;
         for (const worker of this.pool.workers) {
             if (!worker.isReady()) continue;
@@ -318,8 +318,8 @@ class Bridge {
                 publisher = null;
                 continue;
             }
-            if (bytes === null) bytes = encodeFrame(frame);
-            worker.sendEncoded(bytes);
+            if (pieces === null) pieces = encodePieces(frame);
+            worker.sendEncoded(pieces);
         }
         return "sent";
     }

@@ -19,7 +19,7 @@
 // Queued bytes from which a flush writes the frames one by one (corked) instead of joining them.
 const LARGE_WRITE_BYTES = 256 * 1024;
 
-const { encodeFrame, FrameDecoder } = require("./protocol");
+const { encodePieces, FrameDecoder } = require("./protocol");
 
 class EventChannel {
     /**
@@ -58,14 +58,16 @@ class EventChannel {
 
     /** Queues a frame, whatever waits (commands and the bytes of a socket already read). */
     send(frame) {
-        if (!this.closed) this.sendEncoded(encodeFrame(frame));
+        if (!this.closed) this.sendEncoded(encodePieces(frame));
     }
 
-    /** Queues a frame already encoded (encodeFrame): one broadcast, encoded once for every worker. */
-    sendEncoded(bytes) {
+    /** Queues a frame already encoded (encodePieces): one broadcast, encoded once for every worker. */
+    sendEncoded(pieces) {
         if (this.closed) return;
-        this.queue.push(bytes);
-        this.queuedBytes += bytes.length;
+        for (const bytes of pieces) {
+            this.queue.push(bytes);
+            this.queuedBytes += bytes.length;
+        }
         if (!this.flushScheduled && !this.blocked) {
             this.flushScheduled = true;
             setImmediate(() => this._flush());

@@ -12,6 +12,10 @@ const { encodeSend, decodeMessage, HEADER_BYTES } = require("./message-codec");
 
 const PROTOCOL_VERSION = 5;
 const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
+// A binary last field from this size travels as its own piece (encodePieces): a relayed socket's
+// reads are 64 KiB.
+const PIECE_BYTES = 32 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 const encoder = new Encoder();
 
@@ -26,6 +30,27 @@ function encodeFrame(frame) {
     out.writeUInt32BE(body.byteLength, 0);
     out.set(body, HEADER_BYTES);
     return out;
+}
+
+/**
+ * The bytes of encodeFrame(frame) as Buffers to write one after another. A frame whose last field
+ * is a Buffer of PIECE_BYTES or more comes as [everything before it, the Buffer itself]: the
+ * payload is not copied (a 16 MiB message, a relayed socket's reads). The Buffer is written as
+ * it is, later: like `ws`, a flow must not change a Buffer it has sent.
+ */
+function encodePieces(frame) {
+    const data = frame[frame.length - 1];
+    if (!Buffer.isBuffer(data) || data.length < PIECE_BYTES) return [encodeFrame(frame)];
+    const withEmpty = frame.slice();
+    withEmpty[withEmpty.length - 1] = EMPTY;
+    const short = encodeFrame(withEmpty); // ends with the empty bin: 0xc4 0x00
+    const lengthBytes = data.length < 0x10000 ? 2 : 4; // bin 16 or bin 32, as the library writes
+    const head = Buffer.allocUnsafe(short.length - 1 + lengthBytes);
+    short.copy(head, 0, 0, short.length - 2);
+    head[short.length - 2] = lengthBytes === 2 ? 0xc5 : 0xc6;
+    head.writeUIntBE(data.length, short.length - 1, lengthBytes);
+    head.writeUInt32BE(head.length - HEADER_BYTES + data.length, 0);
+    return [head, data];
 }
 
 class FrameError extends Error {}
@@ -130,4 +155,4 @@ function asBuffer(u8) {
     return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 
-module.exports = { PROTOCOL_VERSION, encodeFrame, FrameDecoder, FrameError, asBuffer, decodeMessage, encodeSend };
+module.exports = { PROTOCOL_VERSION, encodeFrame, encodePieces, FrameDecoder, FrameError, asBuffer, decodeMessage, encodeSend };

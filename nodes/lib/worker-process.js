@@ -105,9 +105,9 @@ class WorkerProcess {
         if (this.channel) this.channel.send(frame);
     }
 
-    /** A frame already encoded (protocol.js encodeFrame): one broadcast, encoded once for every worker. */
-    sendEncoded(bytes) {
-        if (this.channel) this.channel.sendEncoded(bytes);
+    /** A frame already encoded (protocol.js encodePieces): one broadcast, encoded once for every worker. */
+    sendEncoded(pieces) {
+        if (this.channel) this.channel.sendEncoded(pieces);
     }
 
     trySend(frame) {

@@ -8,6 +8,7 @@ from websockets.frames import Close, Opcode
 from websockets.protocol import OPEN
 
 from websocket_worker.endpoints import Endpoints
+from websocket_worker.stream import STREAM_CHUNK
 
 from .conftest import Events, SansIOClient, handshake_request, until
 
@@ -16,6 +17,7 @@ class Proxy:
     """Plays Node's part: a Sans-I/O client whose bytes travel as stream frames."""
 
     def __init__(self) -> None:
+        self.chunks: list[int] = []
         self.client = SansIOClient("ws://localhost/ws")
         self.events = Events(hook=self._hook)
         self.registry = Endpoints(self.events)
@@ -23,6 +25,7 @@ class Proxy:
 
     def _hook(self, frame: list[Any]) -> None:
         if frame[0] == "stream_data":
+            self.chunks.append(len(frame[2]))
             self.client.receive(frame[2])
         elif frame[0] == "stream_end":
             self.ended = True
@@ -53,6 +56,25 @@ async def test_handshake_and_echo_over_stream_frames() -> None:
     proxy.registry.send(1, None, "all")
     frames = [(f.opcode, f.data) for f in proxy.client.frames]
     assert frames == [(Opcode.BINARY, b"\x01\x02"), (Opcode.TEXT, b"all")]
+
+
+async def test_a_large_message_goes_to_node_in_bounded_chunks() -> None:
+    """A 600 KiB reply is several stream_data events of at most STREAM_CHUNK bytes (Node writes
+    each to its socket as it comes), and the peer gets the message whole."""
+    proxy = Proxy()
+    proxy.registry.listen(1, {})
+    proxy.open()
+    await proxy.events.get("open")
+    payload = bytes(range(256)) * 2400
+    proxy.chunks.clear()
+    proxy.registry.send(1, "p1", payload)
+    assert len(proxy.chunks) >= 3 and max(proxy.chunks) <= STREAM_CHUNK
+    assert sum(proxy.chunks) == len(payload) + 10  # the frame's 10-byte header
+    assert [(f.opcode, f.data) for f in proxy.client.frames] == [(Opcode.BINARY, payload)]
+    # A small message still travels as one event, header and payload together.
+    proxy.chunks.clear()
+    proxy.registry.send(1, "p1", "small")
+    assert proxy.chunks == [7]
 
 
 async def test_head_bytes_follow_the_request() -> None:

@@ -1,6 +1,8 @@
 """Byte-proxy transport: a session's socket stand-in when Node pipes the bytes (fallback path).
 
-Writes become ``["stream_data", sid, bytes]`` events, closing becomes ``["stream_end", sid]``;
+Writes become ``["stream_data", sid, bytes]`` events of at most :data:`STREAM_CHUNK` bytes (Node
+writes each to its socket as it arrives, not after a whole 16 MiB message crossed the channel),
+closing becomes ``["stream_end", sid]``;
 ``stream_data`` / ``stream_end`` commands are fed back in. The same :class:`ServerSession` runs on
 top of it as on a handed-over socket.
 
@@ -17,7 +19,9 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["StreamTransport"]
+__all__ = ["STREAM_CHUNK", "StreamTransport"]
+
+STREAM_CHUNK = 256 * 1024
 
 Emit = Callable[[list[Any]], None]
 
@@ -62,11 +66,22 @@ class StreamTransport(asyncio.Transport):
     # asyncio.Transport.
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._closing:
+        if self._closing:
+            return
+        if len(data) <= STREAM_CHUNK:
             self._emit(["stream_data", self.sid, bytes(data)])
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), STREAM_CHUNK):
+            self._emit(["stream_data", self.sid, bytes(view[start : start + STREAM_CHUNK])])
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        self.write(b"".join(list_of_data))
+        pieces = list(list_of_data)
+        if sum(len(piece) for piece in pieces) <= STREAM_CHUNK:
+            self.write(b"".join(pieces))  # a frame's header and payload in one event
+        else:
+            for piece in pieces:
+                self.write(piece)
 
     def can_write_eof(self) -> bool:
         return False  # a byte proxy cannot half-close: the session closes instead
