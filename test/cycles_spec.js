@@ -4,6 +4,7 @@
  */
 "use strict";
 
+require("should");
 const fs = require("fs");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");

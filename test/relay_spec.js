@@ -5,6 +5,7 @@
  */
 "use strict";
 
+require("should");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");
 const { waitFor, connectClient, closeClient, recordStatuses, wsUrl, withHelper } = require("./lib/harness");

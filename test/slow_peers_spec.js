@@ -5,6 +5,7 @@
  */
 "use strict";
 
+require("should");
 const net = require("net");
 const helper = require("node-red-node-test-helper");
 const websocketNodes = require("../nodes/websocket.js");

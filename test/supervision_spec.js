@@ -6,6 +6,7 @@
  */
 "use strict";
 
+require("should");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
