@@ -15,7 +15,10 @@
  *     authentication kind), and a JWT secret typed in stays out of the flow JSON;
  *  7. the client's Connection section, closed by default: autoConnect ticked for a client without
  *     it, the backoff rows following the reconnect policy, values checked and saved; the in node's
- *     connection events offered in connect mode too.
+ *     connection events offered in connect mode too;
+ *  8. the listener's backplane ("Share this path"): URL, namespace and password shown only while
+ *     the box is ticked, URL and namespace checked as typed and saved into the flow, the password
+ *     into the credentials file only (not the flow file, not the admin API), kept when opened again.
  *
  * Screenshots (palette, import-examples, dialog-in, dialog-out, dialog-listener, dialog-client,
  * dialog-listener-sections, dialog-client-sections) go
@@ -539,5 +542,89 @@ describe("editor in a browser (Chromium)", function() {
                 const config = RED.nodes.node(id);
                 return [config.reconnectPolicy, config.reconnectDelay, config.reconnectMaxDelay, config.reconnectFactor];
             }, clientId)).eql(["fixed", "2", "", ""]);
+        });
+
+    it("the listener's backplane fields follow their box, are checked and saved; the password goes to the credentials",
+        async function() {
+            // The /echo-json listener of the example: nothing set in its Connections section yet.
+            const inId = await page.evaluate(() => RED.nodes.filterNodes({ type: "py-websocket in" })
+                .find((node) => node.server && RED.nodes.node(node.server).path === "/echo-json").id);
+            const listenerId = await page.evaluate((id) => RED.nodes.node(id).server, inId);
+            should(await page.evaluate((id) => RED.nodes.node(id).backplane, listenerId)).not.be.true();
+
+            let tray = await openNodeDialog(inId);
+            await configEditButton(tray, "server").click();
+            const listener = page.locator(".red-ui-tray").last();
+            await listener.locator("#node-config-input-path").waitFor({ state: "visible" });
+            const section = listener.locator("#py-ws-connections");
+            await section.waitFor({ state: "hidden" });
+            await listener.locator('.py-ws-section-toggle[data-section="py-ws-connections"]').click();
+            await section.waitFor({ state: "visible" });
+
+            const box = listener.locator("#node-config-input-backplane");
+            const fields = ["#node-config-input-backplaneUrl", "#node-config-input-backplaneNamespace",
+                "#node-config-input-backplanePassword"].map((id) => listener.locator(id));
+            const all = (state) => Promise.all(fields.map((field) => field.waitFor({ state })));
+            should(await box.isChecked()).be.false();
+            await all("hidden");
+            await box.check();
+            await all("visible");
+            await box.uncheck();
+            await all("hidden");
+            await box.check();
+            await all("visible");
+
+            // Checked as typed: a URL that is not Redis's, a namespace with a space.
+            const enter = async (input, value) => {
+                await input.fill(value);
+                await input.blur();
+            };
+            const flagged = (id, yes) => page.waitForFunction(([input, on]) => $("#" + input).hasClass("input-error") === on,
+                [id, yes], { timeout: UI_TIMEOUT });
+            const [url, namespace, password] = fields;
+            await enter(url, "http://127.0.0.1:6379");
+            await flagged("node-config-input-backplaneUrl", true);
+            await enter(url, "redis://127.0.0.1:1/0");
+            await flagged("node-config-input-backplaneUrl", false);
+            await enter(namespace, "browser ns");
+            await flagged("node-config-input-backplaneNamespace", true);
+            await enter(namespace, "browser-ns");
+            await flagged("node-config-input-backplaneNamespace", false);
+            await password.fill("browser-redis-pw-do-not-leak");
+            await closeConfigAndNodeDialogs("ok");
+
+            should(await page.evaluate((id) => {
+                const config = RED.nodes.node(id);
+                return { backplane: config.backplane, backplaneUrl: config.backplaneUrl,
+                    backplaneNamespace: config.backplaneNamespace, valid: config.valid };
+            }, listenerId)).eql({ backplane: true, backplaneUrl: "redis://127.0.0.1:1/0",
+                backplaneNamespace: "browser-ns", valid: true });
+            await page.locator("#red-ui-header-button-deploy:not(.disabled)").click();
+            await page.waitForFunction(() => !RED.nodes.dirty(), null, { timeout: ms(30000) });
+
+            // Deployed: URL and namespace in the flow, the password in the credentials only.
+            const deployed = (await red.api("GET", "/flows")).body;
+            should(deployed.find((node) => node.id === listenerId)).containDeep({ backplane: true,
+                backplaneUrl: "redis://127.0.0.1:1/0", backplaneNamespace: "browser-ns" });
+            should(JSON.stringify(deployed).includes("browser-redis-pw-do-not-leak")).be.false();
+            should(fs.readFileSync(path.join(red.userDir, "flows.json"), "utf8")
+                .includes("browser-redis-pw-do-not-leak")).be.false();
+            // credentialSecret is false in the test's settings: the credentials file is plain JSON.
+            const credentials = JSON.parse(fs.readFileSync(path.join(red.userDir, "flows_cred.json"), "utf8"));
+            should(credentials[listenerId]).have.property("backplanePassword", "browser-redis-pw-do-not-leak");
+
+            // Opened again: the section is open, the box ticked, the stored password kept, not shown.
+            tray = await openNodeDialog(inId);
+            await configEditButton(tray, "server").click();
+            const again = page.locator(".red-ui-tray").last();
+            await again.locator("#py-ws-connections").waitFor({ state: "visible" });
+            should(await again.locator("#node-config-input-backplane").isChecked()).be.true();
+            await again.locator("#node-config-input-backplaneUrl").waitFor({ state: "visible" });
+            should(await again.locator("#node-config-input-backplaneUrl").inputValue()).equal("redis://127.0.0.1:1/0");
+            should(await again.locator("#node-config-input-backplaneNamespace").inputValue()).equal("browser-ns");
+            should(await again.locator("#node-config-input-backplanePassword").inputValue())
+                .not.equal("browser-redis-pw-do-not-leak");
+            await closeConfigAndNodeDialogs();
+            should(await page.evaluate(() => RED.nodes.dirty())).equal(false);
         });
 });
