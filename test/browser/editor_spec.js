@@ -302,6 +302,40 @@ describe("editor in a browser (Chromium)", function() {
         return tray.locator(`#node-input-btn-${property}-edit, #node-input-lookup-${property}`);
     }
 
+    // The config node's dialog, from the pencil beside `property`, with its section `section`
+    // (closed by default) opened.
+    async function openConfigSection(tray, property, section) {
+        await configEditButton(tray, property).click();
+        const config = page.locator(".red-ui-tray").last();
+        await config.locator("#node-config-input-path").waitFor({ state: "visible" });
+        const body = config.locator(`#${section}`);
+        await body.waitFor({ state: "hidden" });
+        await config.locator(`.py-ws-section-toggle[data-section="${section}"]`).click();
+        await body.waitFor({ state: "visible" });
+        return config;
+    }
+
+    // Typed in and left: the editor validates on change, which a fill alone does not send.
+    async function enter(input, value) {
+        await input.fill(value);
+        await input.blur();
+    }
+
+    // Once the editor flags input `id` as invalid (or, with `on` false, no longer does).
+    function flagged(id, on) {
+        return page.waitForFunction(([input, want]) => $("#" + input).hasClass("input-error") === want, [id, on],
+            { timeout: UI_TIMEOUT });
+    }
+
+    // Input `id` of `tray` flagged once `bad` is typed in, and no longer once `good` is (kept).
+    async function checkedAsTyped(tray, id, bad, good) {
+        const input = tray.locator(`#${id}`);
+        await enter(input, bad);
+        await flagged(id, true);
+        await enter(input, good);
+        await flagged(id, false);
+    }
+
     it("opens py-websocket out and both config dialogs from the imported example, as a user edits them",
         async function() {
             // The import and deploy notifications fade by themselves; wait so they are not in the pictures.
@@ -450,13 +484,7 @@ describe("editor in a browser (Chromium)", function() {
             await tray.locator("#node-input-events").waitFor({ state: "visible" });
             await tray.locator("#node-input-events").check();
 
-            await configEditButton(tray, "client").click();
-            const client = page.locator(".red-ui-tray").last();
-            await client.locator("#node-config-input-path").waitFor({ state: "visible" });
-            const section = client.locator("#py-ws-client-connection");
-            await section.waitFor({ state: "hidden" });
-            await client.locator('.py-ws-section-toggle[data-section="py-ws-client-connection"]').click();
-            await section.waitFor({ state: "visible" });
+            const client = await openConfigSection(tray, "client", "py-ws-client-connection");
             should(await client.locator("#node-config-input-autoConnect").isChecked()).be.true();
             const policy = client.locator("#node-config-input-reconnectPolicy");
             should(await policy.inputValue()).equal("fixed");
@@ -473,29 +501,10 @@ describe("editor in a browser (Chromium)", function() {
 
             // Checked as typed: a max delay below the first delay, a factor below 1, a fractional
             // attempt count.
-            // The editor validates on change, which a fill alone does not send.
-            const enter = async (input, value) => {
-                await input.fill(value);
-                await input.blur();
-            };
-            const flagged = (id) => page.waitForFunction((input) => $("#" + input).hasClass("input-error"), id,
-                { timeout: UI_TIMEOUT });
-            const cleared = (id) => page.waitForFunction((input) => !$("#" + input).hasClass("input-error"), id,
-                { timeout: UI_TIMEOUT });
             await enter(client.locator("#node-config-input-reconnectDelay"), "2");
-            await enter(maxDelay, "1");
-            await flagged("node-config-input-reconnectMaxDelay");
-            await enter(maxDelay, "30");
-            await cleared("node-config-input-reconnectMaxDelay");
-            await enter(factor, "0.5");
-            await flagged("node-config-input-reconnectFactor");
-            await enter(factor, "1.5");
-            await cleared("node-config-input-reconnectFactor");
-            const attempts = client.locator("#node-config-input-reconnectAttempts");
-            await enter(attempts, "2.5");
-            await flagged("node-config-input-reconnectAttempts");
-            await enter(attempts, "5");
-            await cleared("node-config-input-reconnectAttempts");
+            await checkedAsTyped(client, "node-config-input-reconnectMaxDelay", "1", "30");
+            await checkedAsTyped(client, "node-config-input-reconnectFactor", "0.5", "1.5");
+            await checkedAsTyped(client, "node-config-input-reconnectAttempts", "2.5", "5");
             await enter(client.locator("#node-config-input-origin"), "https://example.com");
             await client.locator("#node-config-input-autoConnect").uncheck();
 
@@ -553,14 +562,7 @@ describe("editor in a browser (Chromium)", function() {
             should(await page.evaluate((id) => RED.nodes.node(id).backplane, listenerId)).not.be.true();
 
             let tray = await openNodeDialog(inId);
-            await configEditButton(tray, "server").click();
-            const listener = page.locator(".red-ui-tray").last();
-            await listener.locator("#node-config-input-path").waitFor({ state: "visible" });
-            const section = listener.locator("#py-ws-connections");
-            await section.waitFor({ state: "hidden" });
-            await listener.locator('.py-ws-section-toggle[data-section="py-ws-connections"]').click();
-            await section.waitFor({ state: "visible" });
-
+            const listener = await openConfigSection(tray, "server", "py-ws-connections");
             const box = listener.locator("#node-config-input-backplane");
             const fields = ["#node-config-input-backplaneUrl", "#node-config-input-backplaneNamespace",
                 "#node-config-input-backplanePassword"].map((id) => listener.locator(id));
@@ -575,22 +577,9 @@ describe("editor in a browser (Chromium)", function() {
             await all("visible");
 
             // Checked as typed: a URL that is not Redis's, a namespace with a space.
-            const enter = async (input, value) => {
-                await input.fill(value);
-                await input.blur();
-            };
-            const flagged = (id, yes) => page.waitForFunction(([input, on]) => $("#" + input).hasClass("input-error") === on,
-                [id, yes], { timeout: UI_TIMEOUT });
-            const [url, namespace, password] = fields;
-            await enter(url, "http://127.0.0.1:6379");
-            await flagged("node-config-input-backplaneUrl", true);
-            await enter(url, "redis://127.0.0.1:1/0");
-            await flagged("node-config-input-backplaneUrl", false);
-            await enter(namespace, "browser ns");
-            await flagged("node-config-input-backplaneNamespace", true);
-            await enter(namespace, "browser-ns");
-            await flagged("node-config-input-backplaneNamespace", false);
-            await password.fill("browser-redis-pw-do-not-leak");
+            await checkedAsTyped(listener, "node-config-input-backplaneUrl", "http://127.0.0.1:6379", "redis://127.0.0.1:1/0");
+            await checkedAsTyped(listener, "node-config-input-backplaneNamespace", "browser ns", "browser-ns");
+            await listener.locator("#node-config-input-backplanePassword").fill("browser-redis-pw-do-not-leak");
             await closeConfigAndNodeDialogs("ok");
 
             should(await page.evaluate((id) => {
