@@ -1,10 +1,11 @@
 /**
  * Listeners shared by two real Node-RED processes through a real redis-server (the backplane,
  * issue 13): the same flow on both, clients on each. A broadcast made on A reaches the clients of
- * A and B once each; a reply made on B reaches a session held by A; Redis killed and started
- * again: each instance still serves its own clients, the status says "backplane down", the loss
- * is counted in the log, and broadcasts cross again; an instance that stops leaves the other
- * serving.
+ * A and B once each; a reply made on B reaches a session held by A; the status on A counts the
+ * clients of both ("connected 2 (4 total)"); Redis killed and started again: each instance still
+ * serves its own clients, the status says "backplane down" (no total), the loss is counted in the
+ * log, and broadcasts cross again; an instance that stops leaves the other serving, and counting
+ * its own clients only.
  */
 "use strict";
 
@@ -91,6 +92,15 @@ async function exactly(clients, expectedOf, marks, reds) {
 
 const marksOf = (clients) => clients.map((ws) => ws.received.length);
 
+const IN = "in00000000000001";
+const OUT = "out0000000000001";
+
+/** Waits for a status of node `id` on A, since `from` (an index in the statuses), whose text matches. */
+function statusOf(statuses, id, pattern, from = 0, wait = ms(15000)) {
+    return waitFor(`A's ${id} status ${pattern}`, () => statuses.slice(from).find((record) => record.id === id &&
+        pattern.test(record.status.text || "")), wait);
+}
+
 describe("backplane: two Node-RED instances and Redis", function () {
     this.timeout(ms(120000));
     let redis;
@@ -132,6 +142,11 @@ describe("backplane: two Node-RED instances and Redis", function () {
         a1.sid.split(".")[0].should.not.equal(b1.sid.split(".")[0]);
     });
 
+    it("shows on A's in and out nodes the clients of both instances: connected 2 (4 total)", async function () {
+        await statusOf(statusesA, IN, /^connected 2 \(4 total\)$/);
+        await statusOf(statusesA, OUT, /^connected 2 \(4 total\)$/);
+    });
+
     it("delivers a broadcast made on A to every client of A and B, once each", async function () {
         const marks = marksOf(clients);
         await post(a, { text: "hello all" });
@@ -148,17 +163,19 @@ describe("backplane: two Node-RED instances and Redis", function () {
 
     it("keeps serving each instance's clients while Redis is down, says so, and resumes with the loss counted", async function () {
         const [a1, a2, b1, b2] = clients;
+        const mark = statusesA.length;
         await redis.kill();
-        await waitFor("A's status to say backplane down",
-            () => statusesA.some(({ status }) => /backplane down/.test(status.text || "")), ms(10000));
+        const down = await statusOf(statusesA, IN, /backplane down/, mark, ms(10000));
+        down.status.text.should.equal("connected 2, backplane down"); // no total while it cannot be known
         const marks = marksOf(clients);
         await post(a, { text: "while down" });
         await exactly([a1, a2], ["while down"], [marks[0], marks[1]], [a]);
 
         await redis.start();
         const seen = statusesA.length;
-        await waitFor("A's backplane to be up again", () => statusesA.slice(seen).some(({ status }) =>
-            /^connected 2$/.test(status.text || "")), ms(20000));
+        await statusOf(statusesA, IN, /^connected 2( \(4 total\))?$/, seen, ms(20000));
+        // The total again, once the view of the other instance has filled anew.
+        await statusOf(statusesA, IN, /^connected 2 \(4 total\)$/, seen, ms(20000));
         await waitFor("B's backplane too", async () => {
             const before = b1.received.length;
             await post(b, { text: "b back?" });
@@ -174,11 +191,13 @@ describe("backplane: two Node-RED instances and Redis", function () {
             .test(a.output));
     });
 
-    it("keeps serving on A when B stops; a reply to a session that went with B is dropped", async function () {
+    it("keeps serving and counting on A when B stops; a reply to a session that went with B is dropped", async function () {
         const [a1, a2, b1, b2] = clients;
         const closed = Promise.all([b1, b2].map((ws) => new Promise((resolve) => ws.once("close", resolve))));
+        const seen = statusesA.length;
         await b.stop();
         await closed;
+        await statusOf(statusesA, IN, /^connected 2 \(2 total\)$/, seen);
         const marks = marksOf([a1, a2]);
         await post(a, { text: "without b", session: b1.sid });
         await post(a, { text: "still here" });

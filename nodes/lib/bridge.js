@@ -47,6 +47,11 @@ const EVENTS = {
         const handler = bridge._handler(id);
         if (handler && handler.backplane) handler.backplane(worker, String(state), info || {});
     }],
+    remote_count: [2, (bridge, worker, id, count) => {
+        const handler = bridge._handler(id);
+        const known = Number.isSafeInteger(count) && count >= 0 ? count : null;
+        if (handler && handler.remoteCount) handler.remoteCount(worker, known);
+    }],
     open: [2, (bridge, worker, id, sid, info) => {
         const owner = bridge.owners.get(id);
         if (!owner) return;

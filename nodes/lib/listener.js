@@ -8,7 +8,12 @@
  * the last sessions that went, with why, so that a reply to one of them can say why it was not
  * delivered. With a backplane (other Node-RED instances serving the same path through Redis) it
  * also follows the backplane's state as each worker reports it ("backplane": down while any
- * worker's link is down), and lets a reply or close for another instance's session through.
+ * worker's link is down), lets a reply or close for another instance's session through, and
+ * keeps the count of the other instances' sessions that each worker reports: the total ("total",
+ * and `total` with "opened", "closed" and "backplane") is this instance's sessions, counted here
+ * over every worker, plus the other instances' as the first worker (in slot order) that knows
+ * them says. Each worker counts the other instances alike; taking one worker's word, not a sum,
+ * counts each of them once.
  */
 "use strict";
 
@@ -31,6 +36,8 @@ class Listener {
         this.route = null;
         this.backplaneStates = new Map(); // worker -> "up" | "down", as each last reported it
         this.backplaneDown = false;
+        this.remoteCounts = new Map(); // worker -> other instances' sessions (null: unknown), as each last reported it
+        this.remote = null; // what the status shows of them
         const props = listenerProperties(n, node.credentials, bridge.settings());
         for (const problem of props.problems) node.error(RED._("websocket.errors.bad-listener", { problem }));
         if (!RED.server) {
@@ -55,18 +62,28 @@ class Listener {
     _events() {
         const node = this.node;
         const listener = this;
-        const { sessions, gone, errors, backplaneStates } = this;
+        const { sessions, gone, errors, backplaneStates, remoteCounts } = this;
         const backplaneChanged = () => {
             const down = Array.from(backplaneStates.values()).includes("down");
             if (down === listener.backplaneDown) return;
             listener.backplaneDown = down;
-            node.emit("backplane", { state: down ? "down" : "up", count: sessions.size });
+            node.emit("backplane", { state: down ? "down" : "up", count: sessions.size, total: listener.total() });
+        };
+        const remoteChanged = () => {
+            let remote = null;
+            let slot = Infinity;
+            for (const [worker, count] of remoteCounts) {
+                if (count !== null && worker.slot < slot) [remote, slot] = [count, worker.slot];
+            }
+            if (remote === listener.remote) return;
+            listener.remote = remote;
+            node.emit("total", { count: sessions.size, total: listener.total() });
         };
         const events = {
             open(sid, info) {
                 const user = info.user || null;
                 sessions.set(sid, user);
-                node.emit("opened", { count: sessions.size, id: sid });
+                node.emit("opened", { count: sessions.size, id: sid, total: listener.total() });
                 if (node.wantsEvents()) node.deliverEvent(connectEvent(sid, info));
             },
             message(sid, data) {
@@ -80,7 +97,7 @@ class Listener {
                 if (error !== null) errors.delete(sid);
                 gone.set(sid, { code, reason, by: by || "client", error });
                 if (gone.size > GONE_KEPT) gone.delete(gone.keys().next().value);
-                node.emit("closed", { count: sessions.size, id: sid });
+                node.emit("closed", { count: sessions.size, id: sid, total: listener.total() });
                 if (node.wantsEvents()) node.deliverEvent(disconnectEvent(sid, user, code, reason, by || "client"));
             },
             error(sid, text) {
@@ -101,14 +118,25 @@ class Listener {
                     if (why) why.workerLost = true;
                 }
                 if (backplaneStates.delete(worker)) backplaneChanged();
+                if (remoteCounts.delete(worker)) remoteChanged();
             },
             // A worker's link to the other instances is "up" or "down" (info: url, error, lost).
             backplane(worker, state) {
                 backplaneStates.set(worker, state);
                 backplaneChanged();
             },
+            // The sessions of the path on the other instances, as a worker sees them (null: unknown).
+            remoteCount(worker, count) {
+                remoteCounts.set(worker, count);
+                remoteChanged();
+            },
         };
         return events;
+    }
+
+    /** Sessions of the path on every instance of the backplane, or undefined while not known. */
+    total() {
+        return this.remote === null ? undefined : this.sessions.size + this.remote;
     }
 
     /** Why session sid is not open: {code, reason, by, error, workerLost?} if it went lately, else null. */
@@ -155,6 +183,8 @@ class Listener {
         this.gone.clear();
         this.errors.clear();
         this.backplaneStates.clear();
+        this.remoteCounts.clear();
+        this.remote = null;
         const id = this.ownerId;
         this.ownerId = null;
         return id === null ? Promise.resolve() : this.bridge.remove(id);

@@ -10,7 +10,7 @@
 const { Encoder, Decoder } = require("@msgpack/msgpack");
 const { encodeSend, decodeMessage, HEADER_BYTES } = require("./message-codec");
 
-const PROTOCOL_VERSION = 5;
+const PROTOCOL_VERSION = 6;
 const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
 // A binary last field from this size travels as its own piece (encodePieces): a relayed socket's
 // reads are 64 KiB.

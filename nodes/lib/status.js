@@ -5,7 +5,8 @@
  * reconnecting in N s, waiting for a connect action, gave up; the URL when the flow changed it)
  * and the worker's (starting, installing, restarting, Python missing). A listener whose
  * backplane is down shows it (yellow ring, "backplane down", after the count while clients are
- * connected) until it is up again.
+ * connected) until it is up again. With a backplane up, "connected N" is followed by the total
+ * of every instance once it is known ("connected 12 (47 total)"), and follows it as it changes.
  */
 "use strict";
 
@@ -15,23 +16,33 @@ const WORKER_STATUS = {
     restarting: { fill: "red", shape: "ring", text: "websocket.status.worker-down" },
 };
 
-// Stands for the count in the translated "connected N" until an event fills it in.
+// Stand for the count and the total in the translated "connected N" until an event fills them in.
 const COUNT = "\u0000";
+const TOTAL = "\u0001";
 
 function followStatus(RED, node, config) {
     let connectedTemplate = null;
+    let totalTemplate = null;
 
     /**
-     * "connected N", once per open/close event however many nodes show it, from the text
-     * translated once with a stand-in for the count. A call of i18next costs ~50 µs even with
-     * the count as a string (with a number, plural rules too): in the connection-scale
-     * benchmark's profile that was a sixth of Node-RED's CPU per connection. The catalog's
-     * singular and plural forms are the same, and a string count never picked between them.
+     * "connected N" (or "connected N (T total)" when the event has a total), once per
+     * open/close event however many nodes show it, from the text translated once with
+     * stand-ins for the numbers. A call of i18next costs ~50 µs even with the count as a string
+     * (with a number, plural rules too): in the connection-scale benchmark's profile that was a
+     * sixth of Node-RED's CPU per connection. The catalog's singular and plural forms are the
+     * same, and a string count never picked between them.
      */
     function connectedText(event) {
         if (event.text === undefined) {
-            if (connectedTemplate === null) connectedTemplate = RED._("websocket.status.connected", { count: COUNT });
-            event.text = connectedTemplate.replace(COUNT, String(event.count));
+            if (typeof event.total === "number") {
+                if (totalTemplate === null) {
+                    totalTemplate = RED._("websocket.status.connected-total", { count: COUNT, total: TOTAL });
+                }
+                event.text = totalTemplate.replace(COUNT, String(event.count)).replace(TOTAL, String(event.total));
+            } else {
+                if (connectedTemplate === null) connectedTemplate = RED._("websocket.status.connected", { count: COUNT });
+                event.text = connectedTemplate.replace(COUNT, String(event.count));
+            }
         }
         return event.text;
     }
@@ -68,11 +79,17 @@ function followStatus(RED, node, config) {
     }
 
     let workerStatusShown = false;
-    config.on("backplane", function ({ state, count }) {
+    config.on("backplane", function ({ state, count, total }) {
         backplaneDown = state === "down";
         workerStatusShown = false;
         if (backplaneDown) node.status(withBackplane({}, count));
-        else node.status(count > 0 ? { fill: "green", shape: "dot", text: connectedText({ count }) } : {});
+        else node.status(count > 0 ? { fill: "green", shape: "dot", text: connectedText({ count, total }) } : {});
+    });
+    // The other instances' count changed (or became known, or unknown): only "connected N" shows it.
+    config.on("total", function (event) {
+        if (backplaneDown || event.count === 0) return;
+        workerStatusShown = false;
+        node.status({ fill: "green", shape: "dot", text: connectedText(event) });
     });
     config.on("client-state", function (event) {
         const status = clientStateStatus(event);

@@ -8,6 +8,7 @@ started on a free port (installed by scripts/ensure-redis.js when missing, as CI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -21,22 +22,28 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from websocket_worker import backplane as bp
+from websocket_worker import census
 from websocket_worker.backplane import (
     CloseEnvelope,
+    CountEnvelope,
     EnvelopeError,
+    LeftEnvelope,
     ReplyEnvelope,
     SendEnvelope,
     node_of,
     pack_close,
+    pack_count,
+    pack_left,
     pack_reply,
     pack_send,
     safe_url,
     unpack,
 )
+from websocket_worker.census import Census
 from websocket_worker.compat import optional_problem
 from websocket_worker.options import BackplaneOptions, EndpointOptions
 
-from .conftest import WAIT, Harness, free_port, until
+from .conftest import MS, WAIT, Harness, free_port, until
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = "/chat"
@@ -52,6 +59,8 @@ def test_envelopes_round_trip_with_text_and_binary() -> None:
     assert unpack(pack_reply("/p", "a1.0.x", b"r")) == ReplyEnvelope("/p", "a1.0.x", b"r")
     assert unpack(pack_close("/p", "a1.0.x", 4000, "bye")) == CloseEnvelope("/p", "a1.0.x", 4000,
                                                                              "bye")  # fmt: skip
+    assert unpack(pack_count("a1.0", "l1", 12, True)) == CountEnvelope("a1.0", "l1", 12, True)
+    assert unpack(pack_left("a1.1", "l2")) == LeftEnvelope("a1.1", "l2")
 
 
 @pytest.mark.parametrize(
@@ -68,6 +77,18 @@ def test_envelopes_round_trip_with_text_and_binary() -> None:
         msgpack.packb([1, "close", "/p", "s", 1000, "x" * 124]),
         msgpack.packb([1, "eval", "print(1)"]),
         msgpack.packb([1, "send", "a1", "x"]) + b"\x00",  # trailing bytes
+        msgpack.packb([1, "count", "b2.0", "l1", -1, False]),  # a count below 0
+        msgpack.packb([1, "count", "b2.0", "l1", 2**31, False]),  # beyond any worker's
+        msgpack.packb([1, "count", "b2.0", "l1", 3.0, False]),  # a float
+        msgpack.packb([1, "count", "b2.0", "l1", True, False]),  # a bool is not a count
+        msgpack.packb([1, "count", "b2.0", "l1", "3", False]),
+        msgpack.packb([1, "count", "b2.0", "l1", 3, 1]),  # ask must be a bool
+        msgpack.packb([1, "count", "b2", "l1", 3, False]),  # a node names its slot
+        msgpack.packb([1, "count", "b2.x", "l1", 3, False]),
+        msgpack.packb([1, "count", "b2.0", "", 3, False]),  # no link id
+        msgpack.packb([1, "count", "b2.0", "l1", 3]),
+        msgpack.packb([1, "left", "b2.0"]),
+        msgpack.packb([1, "left", "b2.0", 7]),
     ],
 )
 def test_anything_else_is_not_an_envelope(payload: bytes) -> None:
@@ -166,13 +187,13 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 class Instance(Harness):
-    """One instance's worker: an endpoint registry named ``<instance>.0``, serving PATH through
-    the backplane, with its own clients."""
+    """One instance's worker: an endpoint registry named ``<instance>.<slot>``, serving PATH
+    through the backplane, with its own clients."""
 
-    def __init__(self, instance: str, url: str, password: str | None = None) -> None:
+    def __init__(self, instance: str, url: str, password: str | None = None, slot: int = 0) -> None:
         super().__init__()
         self.instance = instance
-        self.node = f"{instance}.0"
+        self.node = f"{instance}.{slot}"
         self.registry.backplanes.configure(instance, self.node)
         backplane: dict[str, Any] = {"url": url, "namespace": "test", "password": password}
         self.registry.listen(1, {"path": PATH, "backplane": backplane})
@@ -185,6 +206,10 @@ class Instance(Harness):
 
     async def up(self) -> None:
         await until(lambda: self.states()[-1:] == ["up"], WAIT)
+
+    def remote(self) -> list[int | None]:
+        """The counts of the other instances' sessions reported so far, in order."""
+        return [frame[2] for frame in self.events.of("remote_count") if frame[1] == 1]
 
     async def close(self) -> None:
         await super().close()
@@ -366,3 +391,210 @@ async def test_unlisten_closes_the_link(pair: tuple[Instance, Instance]) -> None
     a.registry.unlisten(1)
     await a.events.get("closed", 1)
     assert a.registry.backplanes.links() == []
+
+
+# Session counts across instances (census.py).
+
+
+def test_a_census_counts_other_instances_and_forgets_as_told() -> None:
+    """Only other instances count; a ``left`` forgets its own link's count only (a redeploy's
+    new link stays); a publisher not heard from for EXPIRY seconds is forgotten."""
+    view = Census("a1")
+    view.heard(CountEnvelope("a1.1", "l0", 7, False), 0.0)  # a worker of this instance
+    view.heard(CountEnvelope("b2.0", "l1", 3, False), 0.0)
+    view.heard(CountEnvelope("b2.1", "l2", 4, True), 1.0)
+    assert (view.others, len(view)) == (7, 2)
+    view.heard(CountEnvelope("b2.0", "l3", 5, False), 2.0)  # b2.0 redeployed: a new link
+    view.left(LeftEnvelope("b2.0", "l1"))  # the old link's left, arriving late
+    assert view.others == 9
+    view.expire(2.0 + census.EXPIRY - 0.5)
+    assert view.others == 5  # b2.1, last heard at 1.0, is gone; b2.0 (2.0) is not
+    view.left(LeftEnvelope("b2.0", "l3"))
+    assert (view.others, len(view)) == (0, 0)
+
+
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Census timings short enough for a test (the defaults: a refresh every 5 s, changes
+    coalesced over 1 s, 2 s to settle), in the same proportions."""
+    monkeypatch.setattr(census, "REFRESH", 300 * MS)
+    monkeypatch.setattr(census, "EXPIRY", 900 * MS)
+    monkeypatch.setattr(census, "COALESCE", 50 * MS)
+    monkeypatch.setattr(census, "SETTLE", 500 * MS)
+
+
+@contextlib.asynccontextmanager
+async def announcements(url: str) -> AsyncIterator[list[CountEnvelope]]:
+    """The count envelopes published for PATH from now on, as any subscriber sees them."""
+    from redis.asyncio import Redis
+
+    seen: list[CountEnvelope] = []
+    client = Redis.from_url(url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(f"test:c:{PATH}")
+
+    async def read() -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if message is not None and message.get("type") == "message":
+                envelope = unpack(message["data"])
+                if isinstance(envelope, CountEnvelope):
+                    seen.append(envelope)
+
+    reader = asyncio.ensure_future(read())
+    try:
+        yield seen
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+
+
+async def test_each_instance_reports_the_sessions_of_the_others(
+    quick: None, pair: tuple[Instance, Instance]
+) -> None:
+    """A counts B's sessions and B counts A's, never their own (Node-RED counts those); a
+    client leaving B is counted out on A."""
+    a, b = pair
+    await a.connect(sid=a.sid("c1"))
+    await b.connect(sid=b.sid("c1"))
+    b2 = await b.connect(sid=b.sid("c2"))
+    await until(lambda: a.remote()[-1:] == [2] and b.remote()[-1:] == [1])
+    await b2.close()
+    await until(lambda: a.remote()[-1:] == [1])
+    assert b.remote()[-1] == 1
+
+
+async def test_each_worker_of_an_instance_is_counted_once(
+    quick: None, redis_server: RedisServer
+) -> None:
+    """Two workers of instance a1 (slots 0 and 1) and one of b2: each announces its own
+    sessions; b2 counts both of a1's, each once, and neither of a1's counts the other (its
+    bridge adds them up), through refreshes too."""
+    a0 = Instance("a1", redis_server.url)
+    a1 = Instance("a1", redis_server.url, slot=1)
+    b = Instance("b2", redis_server.url)
+    try:
+        async with announcements(redis_server.url) as seen:
+            for worker in (a0, a1, b):
+                await worker.up()
+            await a0.connect(sid=a0.sid("c1"))
+            await a1.connect(sid=a1.sid("c1"))
+            await a1.connect(sid=a1.sid("c2"))
+            await b.connect(sid=b.sid("c1"))
+            await until(lambda: b.remote()[-1:] == [3] and a0.remote()[-1:] == [1]
+                        and a1.remote()[-1:] == [1])  # fmt: skip
+            reports = [worker.remote() for worker in (a0, a1, b)]
+            # Two more refreshes from each worker, each with its own count only.
+            mark = len(seen)
+            await until(lambda: all(sum(envelope.node == worker.node for envelope in seen[mark:])
+                                    >= 2 for worker in (a0, a1, b)))  # fmt: skip
+            latest = {envelope.node: envelope.count for envelope in seen[mark:]}
+        assert latest == {"a1.0": 1, "a1.1": 2, "b2.0": 1}
+        assert [worker.remote() for worker in (a0, a1, b)] == reports  # nothing changed
+    finally:
+        for worker in (a0, a1, b):
+            await worker.close()
+
+
+async def test_a_newcomer_learns_the_counts_without_waiting_for_a_refresh(
+    quick: None,
+    monkeypatch: pytest.MonkeyPatch,
+    pair: tuple[Instance, Instance],
+    redis_server: RedisServer,
+) -> None:
+    """A worker whose view is new asks; the others answer at once, so its first report already
+    holds them, long before the next refresh."""
+    monkeypatch.setattr(census, "REFRESH", 60.0)
+    monkeypatch.setattr(census, "EXPIRY", 180.0)
+    a, b = pair
+    await a.connect(sid=a.sid("c1"))
+    await a.connect(sid=a.sid("c2"))
+    await b.connect(sid=b.sid("c1"))
+    await until(lambda: b.remote()[-1:] == [2])
+    c = Instance("c3", redis_server.url)
+    try:
+        await c.up()
+        await until(lambda: [count for count in c.remote() if count is not None][:1] == [3],
+                    timeout=min(WAIT, 10.0))  # fmt: skip
+    finally:
+        await c.close()
+
+
+async def test_a_silent_publisher_is_forgotten_and_a_refreshing_one_kept(
+    quick: None, pair: tuple[Instance, Instance], redis_server: RedisServer
+) -> None:
+    """A count announced once and never refreshed (a worker killed) stops counting after
+    EXPIRY; B, which refreshes, keeps counting."""
+    from redis.asyncio import Redis
+
+    a, b = pair
+    await b.connect(sid=b.sid("c1"))
+    await until(lambda: a.remote()[-1:] == [1])
+    client = Redis.from_url(redis_server.url)
+    try:
+        await client.publish(f"test:c:{PATH}", pack_count("zz9.0", "l1", 5, False))
+    finally:
+        await client.aclose()
+    await until(lambda: a.remote()[-1:] == [6])
+    seen = len(a.remote())
+    await until(lambda: a.remote()[-1:] == [1], timeout=census.EXPIRY + WAIT)
+    assert a.remote()[seen:] == [1]
+
+
+async def test_a_worker_that_leaves_is_forgotten_at_once(
+    quick: None, monkeypatch: pytest.MonkeyPatch, pair: tuple[Instance, Instance]
+) -> None:
+    """B's endpoint going (unlisten) announces that it left: A counts B out at once, not after
+    EXPIRY (made far longer than the test here)."""
+    monkeypatch.setattr(census, "REFRESH", 60.0)
+    monkeypatch.setattr(census, "EXPIRY", 180.0)
+    a, b = pair
+    await b.connect(sid=b.sid("c1"))
+    await b.connect(sid=b.sid("c2"))
+    await until(lambda: a.remote()[-1:] == [2])
+    b.registry.unlisten(1)
+    await until(lambda: a.remote()[-1:] == [0])
+
+
+async def test_malformed_counts_are_refused(
+    quick: None, pair: tuple[Instance, Instance], redis_server: RedisServer
+) -> None:
+    """Counts that are not well-formed envelopes are dropped with a debug line and never
+    counted; a well-formed one published after them is."""
+    from redis.asyncio import Redis
+
+    a, _ = pair
+    await until(lambda: a.remote()[-1:] == [0])
+    client = Redis.from_url(redis_server.url)
+    try:
+        for payload in (msgpack.packb([1, "count", "zz9.0", "l1", -5, False]),
+                        msgpack.packb([1, "count", "zz9.0", "l1", "7", False]),
+                        msgpack.packb([1, "count", "zz9", "l1", 7, False]),
+                        b"\x93\x01garbage"):  # fmt: skip
+            await client.publish(f"test:c:{PATH}", payload)
+        await client.publish(f"test:c:{PATH}", pack_count("zz8.0", "l1", 4, False))
+    finally:
+        await client.aclose()
+    await until(lambda: a.remote()[-1:] == [4])
+    assert set(a.remote()) <= {None, 0, 4}
+    dropped = [text for level, text in a.logs if "dropped" in text]
+    assert len(dropped) == 4 and all(level == "debug" for level, text in a.logs
+                                     if "dropped" in text)  # fmt: skip
+
+
+async def test_the_view_is_unknown_while_redis_is_down(
+    quick: None, pair: tuple[Instance, Instance], redis_server: RedisServer
+) -> None:
+    """Redis killed: each worker reports the other instances' count as unknown (None); Redis
+    back: known again, from a new view."""
+    a, b = pair
+    await b.connect(sid=b.sid("c1"))
+    await until(lambda: a.remote()[-1:] == [1])
+    redis_server.kill()
+    await until(lambda: a.remote()[-1:] == [None])
+    redis_server.start()
+    await a.up()
+    await until(lambda: a.remote()[-1:] == [1])

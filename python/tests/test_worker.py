@@ -46,7 +46,7 @@ def test_hello_comes_first() -> None:
     worker.attach(events)
     assert events.kinds() == ["hello", "log"]
     info = events.frames[0][1]
-    assert info["protocol"] == PROTOCOL_VERSION == 5
+    assert info["protocol"] == PROTOCOL_VERSION == 6
     assert info["pid"] == os.getpid()
     assert {"python", "websockets"} <= set(info)
 

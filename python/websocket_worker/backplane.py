@@ -11,6 +11,8 @@ subscribes to two channels of the endpoint's namespace (docs/protocol.md, *Backp
   with a backplane is ``<node>.<local id>``, ``<node>`` being ``<instance>.<worker slot>``: a
   reply (or a close) to a session of another node is published to that node's channel, and the
   worker there sends it to the session if it is still open (else a debug line).
+- ``<namespace>:c:<path>``, the path's session counts: each worker announces its own, and
+  reports the sum of the other instances' to Node-RED (census.py).
 
 Pub/sub keeps no history: what is published while an instance is cut off from Redis is lost for
 it, and what this worker could not publish (Redis down, or publishing falling behind by more
@@ -19,9 +21,9 @@ local delivery: publishing only queues, and a :class:`Link` reconnects by itself
 
 Layers: the envelopes are pure (:func:`pack_send`, :func:`unpack`: MessagePack, never evaluated);
 a :class:`Link` is the asyncio side of one Redis server and namespace (the subscriber connection,
-the publisher, the reconnects, the counts); :class:`Backplanes` is the worker's registry of
-links, shared by every endpoint that names the same server and namespace. The ``redis`` package
-is imported only when a backplane is configured.
+the publisher, the reconnects, the counts, a :class:`~websocket_worker.census.Tally` per path);
+:class:`Backplanes` is the worker's registry of links, shared by every endpoint that names the
+same server and namespace. The ``redis`` package is imported only when a backplane is configured.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgpack
 
 from .background import Background
+from .census import MAX_COUNT, CountEnvelope, LeftEnvelope, Tally
 from .options import BackplaneOptions
 from .shell import WriteBatch
 
@@ -52,14 +56,19 @@ __all__ = [
     "MAX_QUEUE",
     "Backplanes",
     "CloseEnvelope",
+    "CountEnvelope",
     "EnvelopeError",
+    "LeftEnvelope",
     "Link",
     "ReplyEnvelope",
     "SendEnvelope",
     "Subscriber",
     "broadcast_channel",
+    "count_channel",
     "node_of",
     "pack_close",
+    "pack_count",
+    "pack_left",
     "pack_reply",
     "pack_send",
     "safe_url",
@@ -85,6 +94,8 @@ PUBLISH_TIMEOUT = 5.0
 MAX_QUEUE = 10_000
 #: Envelopes sent in one pipeline (one write, one read of the answers).
 BATCH = 512
+#: Seconds a closing link waits for its last envelopes (its ``left``) to go out.
+LEAVE_TIMEOUT = 0.5
 
 
 # Names.
@@ -98,6 +109,11 @@ def broadcast_channel(namespace: str, path: str) -> str:
 def session_channel(namespace: str, node: str) -> str:
     """The channel of replies (and closes) for the sessions of one worker of one instance."""
     return f"{namespace}:s:{node}"
+
+
+def count_channel(namespace: str, path: str) -> str:
+    """The channel of a path's session counts (census.py)."""
+    return f"{namespace}:c:{path}"
 
 
 def node_of(sid: str) -> str:
@@ -148,7 +164,7 @@ class CloseEnvelope:
     reason: str
 
 
-Envelope = Union[SendEnvelope, ReplyEnvelope, CloseEnvelope]
+Envelope = Union[SendEnvelope, ReplyEnvelope, CloseEnvelope, CountEnvelope, LeftEnvelope]
 
 
 class EnvelopeError(ValueError):
@@ -172,8 +188,28 @@ def pack_close(path: str, sid: str, code: int, reason: str) -> bytes:
     return _pack([ENVELOPE_VERSION, "close", path, sid, code, reason])
 
 
+def pack_count(node: str, link: str, count: int, ask: bool) -> bytes:
+    return _pack([ENVELOPE_VERSION, "count", node, link, count, ask])
+
+
+def pack_left(node: str, link: str) -> bytes:
+    return _pack([ENVELOPE_VERSION, "left", node, link])
+
+
 def _is_data(value: Any) -> bool:
     return isinstance(value, (str, bytes))
+
+
+def _is_node(value: Any) -> bool:
+    """``<instance>.<slot>``, as ``configure`` names a worker."""
+    if not isinstance(value, str) or len(value) > 64:
+        return False
+    instance, _, slot = value.rpartition(".")
+    return bool(instance) and slot.isdigit() and slot.isascii()
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 32
 
 
 def unpack(payload: bytes) -> Envelope:
@@ -204,6 +240,18 @@ def unpack(payload: bytes) -> Envelope:
         and len(rest[3].encode()) <= 123
     ):
         return CloseEnvelope(rest[0], rest[1], rest[2], rest[3])
+    if (
+        kind == "count"
+        and len(rest) == 4
+        and _is_node(rest[0])
+        and _is_link(rest[1])
+        and type(rest[2]) is int
+        and 0 <= rest[2] <= MAX_COUNT
+        and type(rest[3]) is bool
+    ):
+        return CountEnvelope(rest[0], rest[1], rest[2], rest[3])
+    if kind == "left" and len(rest) == 2 and _is_node(rest[0]) and _is_link(rest[1]):
+        return LeftEnvelope(rest[0], rest[1])
     raise EnvelopeError(f"bad {str(kind)[:20]!r} envelope")
 
 
@@ -218,6 +266,10 @@ class Subscriber(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def open_count(self) -> int:
+        """Its open sessions, announced to the other instances."""
 
     def remote_send(self, sid: str | None, data: str | bytes) -> bool:
         """Deliver to the local sessions (every one when ``sid`` is None): False when ``sid``
@@ -234,6 +286,8 @@ class _Outgoing:
     #: The session a reply or close is for ("" for a broadcast): named in the debug line when no
     #: worker of its node is subscribed.
     sid: str = ""
+    #: A flow's message (counted when published or lost), not a count announcement.
+    counted: bool = True
 
 
 class Link:
@@ -241,7 +295,9 @@ class Link:
 
     States: ``connecting`` (the first attempt), ``up``, ``down`` (waiting to reconnect). Each
     change to ``up`` or ``down`` is emitted as ``["backplane", owner, state, info]`` for every
-    attached endpoint (an endpoint attached later gets the current one).
+    attached endpoint (an endpoint attached later gets the current one). Each endpoint's view of
+    the other instances' sessions is emitted as ``["remote_count", owner, count]`` when it
+    changes (census.py).
     """
 
     def __init__(self, options: BackplaneOptions, instance: str, node: str, emit: Emit,
@@ -257,9 +313,14 @@ class Link:
         self._log = log
         self._namespace = options.namespace
         self._own_channel = session_channel(options.namespace, node).encode()
+        #: Names this link in count announcements (a redeploy makes a new link for the node).
+        self.link_id = secrets.token_hex(4)
         #: Broadcast channel (bytes, as Redis gives it back) → endpoint; path → endpoint.
         self._by_channel: dict[bytes, Subscriber] = {}
         self._by_path: dict[str, Subscriber] = {}
+        #: Each endpoint's counts (by owner), and by count channel.
+        self._tallies: dict[int, Tally] = {}
+        self._by_count_channel: dict[bytes, Tally] = {}
         self.state = "connecting"
         self.error: str | None = None
         #: Envelopes not published in the current outage (or falling behind), and in all.
@@ -271,6 +332,9 @@ class Link:
         self._queue: deque[_Outgoing] = deque()
         self._in_flight: list[_Outgoing] = []
         self._wake = asyncio.Event()
+        #: Set while nothing waits to be published (a closing link waits for its ``left``).
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._pubsub: PubSub | None = None
         self._background = Background()
         self._overflowing = False
@@ -282,32 +346,64 @@ class Link:
         channel = broadcast_channel(self._namespace, path).encode()
         self._by_channel[channel] = endpoint
         self._by_path[path] = endpoint
+        counts = count_channel(self._namespace, path)
+        owner = endpoint.owner
+        tally = Tally(
+            self.instance,
+            lambda: endpoint.open_count,
+            lambda count, ask: self._publish(_Outgoing(
+                counts, pack_count(self.node, self.link_id, count, ask), counted=False)),
+            lambda others: self._emit(["remote_count", owner, others]),
+        )  # fmt: skip
+        self._tallies[owner] = tally
+        self._by_count_channel[counts.encode()] = tally
         pubsub = self._pubsub
         if pubsub is not None:
-            self._background.spawn(self._subscribe(pubsub, channel))
+            # The view starts once the count channel is subscribed: answers to its ask come there.
+            self._background.spawn(self._subscribe(pubsub, channel, counts.encode(), tally=tally))
         if self.state != "connecting":
-            self._emit(["backplane", endpoint.owner, self.state, self._info()])
+            self._emit(["backplane", owner, self.state, self._info()])
 
     def detach(self, endpoint: Subscriber) -> bool:
-        """Forget ``endpoint``; True when no endpoint is left (the link should be closed)."""
+        """Forget ``endpoint`` (announcing that it left); True when no endpoint is left (the
+        link should be closed)."""
         for path, known in list(self._by_path.items()):
             if known is endpoint:
                 del self._by_path[path]
                 channel = broadcast_channel(self._namespace, path).encode()
                 self._by_channel.pop(channel, None)
+                counts = count_channel(self._namespace, path)
+                tally = self._by_count_channel.pop(counts.encode(), None)
+                self._tallies.pop(endpoint.owner, None)
+                if tally is not None:
+                    self._leave(counts, tally)
                 pubsub = self._pubsub
                 if pubsub is not None:
-                    self._background.spawn(self._unsubscribe(pubsub, channel))
+                    self._background.spawn(self._unsubscribe(pubsub, channel, counts.encode()))
         return not self._by_path
 
-    async def _subscribe(self, pubsub: PubSub, channel: bytes) -> None:
+    def count_changed(self, endpoint: Subscriber) -> None:
+        """``endpoint``'s open sessions changed: announced with the next (coalesced) count."""
+        tally = self._tallies.get(endpoint.owner)
+        if tally is not None:
+            tally.changed()
+
+    def _leave(self, channel: str, tally: Tally) -> None:
+        if tally.running and self.state == "up":
+            self._publish(_Outgoing(channel, pack_left(self.node, self.link_id), counted=False))
+        tally.stop()
+
+    async def _subscribe(self, pubsub: PubSub, *channels: bytes,
+                         tally: Tally | None = None) -> None:  # fmt: skip
         # A failure here is the connection's: the reader sees it too and the link reconnects.
         with contextlib.suppress(Exception):
-            await pubsub.subscribe(channel)
+            await pubsub.subscribe(*channels)
+            if tally is not None and self.state == "up" and tally in self._tallies.values():
+                tally.start()
 
-    async def _unsubscribe(self, pubsub: PubSub, channel: bytes) -> None:
+    async def _unsubscribe(self, pubsub: PubSub, *channels: bytes) -> None:
         with contextlib.suppress(Exception):
-            await pubsub.unsubscribe(channel)
+            await pubsub.unsubscribe(*channels)
 
     # Publishing.
 
@@ -328,16 +424,17 @@ class Link:
 
     def _publish(self, item: _Outgoing) -> None:
         if self.state != "up":
-            self._count_lost(1)
+            self._count_lost(int(item.counted))
             return
         if len(self._queue) >= MAX_QUEUE:
-            self._count_lost(1)
+            self._count_lost(int(item.counted))
             if not self._overflowing:
                 self._overflowing = True
                 self._log("warn", f"backplane {self.url}: publishing fell {MAX_QUEUE} messages "
                                   "behind; newer ones are dropped until it catches up")  # fmt: skip
             return
         self._queue.append(item)
+        self._drained.clear()
         self._wake.set()
 
     def _count_lost(self, count: int) -> None:
@@ -374,6 +471,16 @@ class Link:
             endpoint = self._by_channel.get(channel)
             if endpoint is not None:
                 endpoint.remote_send(None, envelope.data)
+            return
+        if isinstance(envelope, (CountEnvelope, LeftEnvelope)):
+            tally = self._by_count_channel.get(channel)
+            if tally is None:
+                self._log("debug", f"backplane {self.url}: dropped a count on "
+                                   f"{channel.decode(errors='replace')[:80]}")  # fmt: skip
+            elif isinstance(envelope, CountEnvelope):
+                tally.heard(envelope)
+            else:
+                tally.left(envelope)
             return
         if channel != self._own_channel or node_of(envelope.sid) != self.node:
             self._log("debug", f"backplane {self.url}: dropped a {type(envelope).__name__} "
@@ -430,14 +537,16 @@ class Link:
             try:
                 client = self._client()
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                channels = [self._own_channel, *self._by_channel]
+                channels = self._channels()
                 await asyncio.wait_for(pubsub.subscribe(*channels), CONNECT_TIMEOUT)
                 await asyncio.wait_for(client.ping(), CONNECT_TIMEOUT)
+                while True:  # channels attached while subscribing
+                    missing = [channel for channel in self._channels() if channel not in channels]
+                    if not missing:
+                        break
+                    await asyncio.wait_for(pubsub.subscribe(*missing), CONNECT_TIMEOUT)
+                    channels += missing
                 self._pubsub = pubsub
-                # Channels attached while subscribing.
-                for channel in self._by_channel:
-                    if channel not in channels:
-                        self._background.spawn(self._subscribe(pubsub, channel))
                 self._up()
                 delay = FIRST_DELAY
                 await self._serve(client, pubsub)
@@ -449,6 +558,9 @@ class Link:
             self._down()
             await asyncio.sleep(delay * random.uniform(0.75, 1.0))
             delay = min(delay * 2, MAX_DELAY)
+
+    def _channels(self) -> list[bytes]:
+        return [self._own_channel, *self._by_channel, *self._by_count_channel]
 
     async def _serve(self, client: Redis, pubsub: PubSub) -> None:
         """Read and publish until either fails; raises what failed."""
@@ -476,6 +588,7 @@ class Link:
         while True:
             if not self._queue:
                 self._overflowing = False
+                self._drained.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -487,7 +600,7 @@ class Link:
                 pipe.publish(item.channel, item.payload)
             results = await asyncio.wait_for(pipe.execute(), PUBLISH_TIMEOUT)
             self._in_flight = []
-            self.published += count
+            self.published += sum(item.counted for item in batch)
             for item, receivers in zip(batch, results):
                 if item.sid and receivers == 0:
                     self._log("debug", f"backplane {self.url}: no instance serves session "
@@ -497,6 +610,8 @@ class Link:
         was_down = self._down_since
         self._down_since = None
         self._set_state("up")
+        for tally in list(self._tallies.values()):
+            tally.start()
         if was_down is not None:
             seconds = time.monotonic() - was_down
             text = f"backplane {self.url} is back after {seconds:.1f} s"
@@ -509,17 +624,31 @@ class Link:
 
     def _down(self) -> None:
         # What was in flight may or may not have gone out: counted as lost.
-        self._count_lost(len(self._in_flight) + len(self._queue))
+        self._count_lost(sum(item.counted for item in (*self._in_flight, *self._queue)))
         self._in_flight = []
         self._queue.clear()
+        self._drained.set()
         if self._down_since is None:
             self._down_since = time.monotonic()
             self._log("warn", f"backplane {self.url} down ({self.error}): local delivery goes "
                               "on; reconnecting")  # fmt: skip
         if self.state != "down":
             self._set_state("down")
+        for tally in list(self._tallies.values()):
+            tally.stop()
 
     async def aclose(self) -> None:
+        """Announce that the endpoints still attached left, wait a moment for what waits to be
+        published (the ``left`` of endpoints detached just before), then close."""
+        for path in list(self._by_path):
+            counts = count_channel(self._namespace, path)
+            tally = self._by_count_channel.pop(counts.encode(), None)
+            if tally is not None:
+                self._leave(counts, tally)
+        self._tallies.clear()
+        if self.state == "up":
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), LEAVE_TIMEOUT)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

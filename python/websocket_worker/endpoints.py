@@ -10,7 +10,8 @@ An endpoint also owns what concerns all its sessions: the checks before a handsh
 (:class:`~websocket_worker.auth.Gate`: origins, authentication, and here the connection limit),
 and the heartbeat: one timer per endpoint pings every open session, rather than one per session.
 With a backplane (backplane.py) an endpoint also publishes: its flow's broadcasts (``publish``),
-and replies and closes for sessions of other instances; and it delivers what comes from them.
+replies and closes for sessions of other instances, and its count of open sessions; and it
+delivers what comes from them.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class Endpoint:
             result = answer(request, self.select_subprotocol, self._extensions, check)
         if result.status == 101:
             self.open_count += 1  # the session opens right after, in the same call
+            self._count_changed()
         return result
 
     def new_session(self, sid: str, request: bytes = b"", head: bytes = b"") -> ServerSession:
@@ -129,8 +131,14 @@ class Endpoint:
             del self.sessions[sid]
             if session.opened:
                 self.open_count -= 1
+                self._count_changed()
         if not self.sessions and self._all_gone is not None and not self._all_gone.done():
             self._all_gone.set_result(None)
+
+    def _count_changed(self) -> None:
+        """With a backplane the other instances learn the count (coalesced, census.py)."""
+        if self.backplane is not None:
+            self.backplane.count_changed(self)
 
     def send(self, sid: str | None, data: str | bytes) -> None:
         """Send to one session, or to every open session when ``sid`` is None.

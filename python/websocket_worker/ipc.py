@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 #: Version of docs/protocol.md implemented here; the bridge checks it against the ``hello`` event.
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 
 #: Largest frame body accepted (1 GiB); a longer length prefix is a protocol error.
 MAX_FRAME_SIZE = 1 << 30

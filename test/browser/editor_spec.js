@@ -15,7 +15,10 @@
  *     authentication kind), and a JWT secret typed in stays out of the flow JSON;
  *  7. the client's Connection section, closed by default: autoConnect ticked for a client without
  *     it, the backoff rows following the reconnect policy, values checked and saved; the in node's
- *     connection events offered in connect mode too.
+ *     connection events offered in connect mode too;
+ *  8. the listener's backplane ("Share this path"): URL, namespace and password shown only while
+ *     the box is ticked, URL and namespace checked as typed and saved into the flow, the password
+ *     into the credentials file only (not the flow file, not the admin API), kept when opened again.
  *
  * Screenshots (palette, import-examples, dialog-in, dialog-out, dialog-listener, dialog-client,
  * dialog-listener-sections, dialog-client-sections) go
@@ -299,6 +302,40 @@ describe("editor in a browser (Chromium)", function() {
         return tray.locator(`#node-input-btn-${property}-edit, #node-input-lookup-${property}`);
     }
 
+    // The config node's dialog, from the pencil beside `property`, with its section `section`
+    // (closed by default) opened.
+    async function openConfigSection(tray, property, section) {
+        await configEditButton(tray, property).click();
+        const config = page.locator(".red-ui-tray").last();
+        await config.locator("#node-config-input-path").waitFor({ state: "visible" });
+        const body = config.locator(`#${section}`);
+        await body.waitFor({ state: "hidden" });
+        await config.locator(`.py-ws-section-toggle[data-section="${section}"]`).click();
+        await body.waitFor({ state: "visible" });
+        return config;
+    }
+
+    // Typed in and left: the editor validates on change, which a fill alone does not send.
+    async function enter(input, value) {
+        await input.fill(value);
+        await input.blur();
+    }
+
+    // Once the editor flags input `id` as invalid (or, with `on` false, no longer does).
+    function flagged(id, on) {
+        return page.waitForFunction(([input, want]) => $("#" + input).hasClass("input-error") === want, [id, on],
+            { timeout: UI_TIMEOUT });
+    }
+
+    // Input `id` of `tray` flagged once `bad` is typed in, and no longer once `good` is (kept).
+    async function checkedAsTyped(tray, id, bad, good) {
+        const input = tray.locator(`#${id}`);
+        await enter(input, bad);
+        await flagged(id, true);
+        await enter(input, good);
+        await flagged(id, false);
+    }
+
     it("opens py-websocket out and both config dialogs from the imported example, as a user edits them",
         async function() {
             // The import and deploy notifications fade by themselves; wait so they are not in the pictures.
@@ -447,13 +484,7 @@ describe("editor in a browser (Chromium)", function() {
             await tray.locator("#node-input-events").waitFor({ state: "visible" });
             await tray.locator("#node-input-events").check();
 
-            await configEditButton(tray, "client").click();
-            const client = page.locator(".red-ui-tray").last();
-            await client.locator("#node-config-input-path").waitFor({ state: "visible" });
-            const section = client.locator("#py-ws-client-connection");
-            await section.waitFor({ state: "hidden" });
-            await client.locator('.py-ws-section-toggle[data-section="py-ws-client-connection"]').click();
-            await section.waitFor({ state: "visible" });
+            const client = await openConfigSection(tray, "client", "py-ws-client-connection");
             should(await client.locator("#node-config-input-autoConnect").isChecked()).be.true();
             const policy = client.locator("#node-config-input-reconnectPolicy");
             should(await policy.inputValue()).equal("fixed");
@@ -470,29 +501,10 @@ describe("editor in a browser (Chromium)", function() {
 
             // Checked as typed: a max delay below the first delay, a factor below 1, a fractional
             // attempt count.
-            // The editor validates on change, which a fill alone does not send.
-            const enter = async (input, value) => {
-                await input.fill(value);
-                await input.blur();
-            };
-            const flagged = (id) => page.waitForFunction((input) => $("#" + input).hasClass("input-error"), id,
-                { timeout: UI_TIMEOUT });
-            const cleared = (id) => page.waitForFunction((input) => !$("#" + input).hasClass("input-error"), id,
-                { timeout: UI_TIMEOUT });
             await enter(client.locator("#node-config-input-reconnectDelay"), "2");
-            await enter(maxDelay, "1");
-            await flagged("node-config-input-reconnectMaxDelay");
-            await enter(maxDelay, "30");
-            await cleared("node-config-input-reconnectMaxDelay");
-            await enter(factor, "0.5");
-            await flagged("node-config-input-reconnectFactor");
-            await enter(factor, "1.5");
-            await cleared("node-config-input-reconnectFactor");
-            const attempts = client.locator("#node-config-input-reconnectAttempts");
-            await enter(attempts, "2.5");
-            await flagged("node-config-input-reconnectAttempts");
-            await enter(attempts, "5");
-            await cleared("node-config-input-reconnectAttempts");
+            await checkedAsTyped(client, "node-config-input-reconnectMaxDelay", "1", "30");
+            await checkedAsTyped(client, "node-config-input-reconnectFactor", "0.5", "1.5");
+            await checkedAsTyped(client, "node-config-input-reconnectAttempts", "2.5", "5");
             await enter(client.locator("#node-config-input-origin"), "https://example.com");
             await client.locator("#node-config-input-autoConnect").uncheck();
 
@@ -539,5 +551,69 @@ describe("editor in a browser (Chromium)", function() {
                 const config = RED.nodes.node(id);
                 return [config.reconnectPolicy, config.reconnectDelay, config.reconnectMaxDelay, config.reconnectFactor];
             }, clientId)).eql(["fixed", "2", "", ""]);
+        });
+
+    it("the listener's backplane fields follow their box, are checked and saved; the password goes to the credentials",
+        async function() {
+            // The /echo-json listener of the example: nothing set in its Connections section yet.
+            const inId = await page.evaluate(() => RED.nodes.filterNodes({ type: "py-websocket in" })
+                .find((node) => node.server && RED.nodes.node(node.server).path === "/echo-json").id);
+            const listenerId = await page.evaluate((id) => RED.nodes.node(id).server, inId);
+            should(await page.evaluate((id) => RED.nodes.node(id).backplane, listenerId)).not.be.true();
+
+            let tray = await openNodeDialog(inId);
+            const listener = await openConfigSection(tray, "server", "py-ws-connections");
+            const box = listener.locator("#node-config-input-backplane");
+            const fields = ["#node-config-input-backplaneUrl", "#node-config-input-backplaneNamespace",
+                "#node-config-input-backplanePassword"].map((id) => listener.locator(id));
+            const all = (state) => Promise.all(fields.map((field) => field.waitFor({ state })));
+            should(await box.isChecked()).be.false();
+            await all("hidden");
+            await box.check();
+            await all("visible");
+            await box.uncheck();
+            await all("hidden");
+            await box.check();
+            await all("visible");
+
+            // Checked as typed: a URL that is not Redis's, a namespace with a space.
+            await checkedAsTyped(listener, "node-config-input-backplaneUrl", "http://127.0.0.1:6379", "redis://127.0.0.1:1/0");
+            await checkedAsTyped(listener, "node-config-input-backplaneNamespace", "browser ns", "browser-ns");
+            await listener.locator("#node-config-input-backplanePassword").fill("browser-redis-pw-do-not-leak");
+            await closeConfigAndNodeDialogs("ok");
+
+            should(await page.evaluate((id) => {
+                const config = RED.nodes.node(id);
+                return { backplane: config.backplane, backplaneUrl: config.backplaneUrl,
+                    backplaneNamespace: config.backplaneNamespace, valid: config.valid };
+            }, listenerId)).eql({ backplane: true, backplaneUrl: "redis://127.0.0.1:1/0",
+                backplaneNamespace: "browser-ns", valid: true });
+            await page.locator("#red-ui-header-button-deploy:not(.disabled)").click();
+            await page.waitForFunction(() => !RED.nodes.dirty(), null, { timeout: ms(30000) });
+
+            // Deployed: URL and namespace in the flow, the password in the credentials only.
+            const deployed = (await red.api("GET", "/flows")).body;
+            should(deployed.find((node) => node.id === listenerId)).containDeep({ backplane: true,
+                backplaneUrl: "redis://127.0.0.1:1/0", backplaneNamespace: "browser-ns" });
+            should(JSON.stringify(deployed).includes("browser-redis-pw-do-not-leak")).be.false();
+            should(fs.readFileSync(path.join(red.userDir, "flows.json"), "utf8")
+                .includes("browser-redis-pw-do-not-leak")).be.false();
+            // credentialSecret is false in the test's settings: the credentials file is plain JSON.
+            const credentials = JSON.parse(fs.readFileSync(path.join(red.userDir, "flows_cred.json"), "utf8"));
+            should(credentials[listenerId]).have.property("backplanePassword", "browser-redis-pw-do-not-leak");
+
+            // Opened again: the section is open, the box ticked, the stored password kept, not shown.
+            tray = await openNodeDialog(inId);
+            await configEditButton(tray, "server").click();
+            const again = page.locator(".red-ui-tray").last();
+            await again.locator("#py-ws-connections").waitFor({ state: "visible" });
+            should(await again.locator("#node-config-input-backplane").isChecked()).be.true();
+            await again.locator("#node-config-input-backplaneUrl").waitFor({ state: "visible" });
+            should(await again.locator("#node-config-input-backplaneUrl").inputValue()).equal("redis://127.0.0.1:1/0");
+            should(await again.locator("#node-config-input-backplaneNamespace").inputValue()).equal("browser-ns");
+            should(await again.locator("#node-config-input-backplanePassword").inputValue())
+                .not.equal("browser-redis-pw-do-not-leak");
+            await closeConfigAndNodeDialogs();
+            should(await page.evaluate(() => RED.nodes.dirty())).equal(false);
         });
 });
