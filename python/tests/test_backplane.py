@@ -21,9 +21,11 @@ import msgpack
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from websocket_worker import backplane as bp
-from websocket_worker import census
-from websocket_worker.backplane import (
+from websocket_worker import census, envelopes
+from websocket_worker.backplane import safe_url
+from websocket_worker.census import Census
+from websocket_worker.compat import optional_problem
+from websocket_worker.envelopes import (
     CloseEnvelope,
     CountEnvelope,
     EnvelopeError,
@@ -36,11 +38,8 @@ from websocket_worker.backplane import (
     pack_left,
     pack_reply,
     pack_send,
-    safe_url,
     unpack,
 )
-from websocket_worker.census import Census
-from websocket_worker.compat import optional_problem
 from websocket_worker.options import BackplaneOptions, EndpointOptions
 
 from .conftest import MS, WAIT, Harness, free_port, until
@@ -103,8 +102,8 @@ def test_names() -> None:
     assert node_of("a1b2c3d4e5f60718") == ""
     assert safe_url("redis://user:secret@127.0.0.1:6380/2?x=y") == "redis://127.0.0.1:6380/2"
     assert safe_url("rediss://:pw@[::1]:6379") == "rediss://[::1]:6379"
-    assert bp.broadcast_channel("ns", "/chat") == "ns:b:/chat"
-    assert bp.session_channel("ns", "a1.0") == "ns:s:a1.0"
+    assert envelopes.broadcast_channel("ns", "/chat") == "ns:b:/chat"
+    assert envelopes.session_channel("ns", "a1.0") == "ns:s:a1.0"
 
 
 def test_options_are_checked() -> None:

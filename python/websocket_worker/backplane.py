@@ -19,7 +19,7 @@ it, and what this worker could not publish (Redis down, or publishing falling be
 than :data:`MAX_QUEUE` envelopes) is counted and reported once per outage. Redis never holds up
 local delivery: publishing only queues, and a :class:`Link` reconnects by itself with backoff.
 
-Layers: the envelopes are pure (:func:`pack_send`, :func:`unpack`: MessagePack, never evaluated);
+Layers: the channel names and envelopes are pure (envelopes.py: MessagePack, never evaluated);
 a :class:`Link` is the asyncio side of one Redis server and namespace (the subscriber connection,
 the publisher, the reconnects, the counts, a :class:`~websocket_worker.census.Tally` per path);
 :class:`Backplanes` is the worker's registry of links, shared by every endpoint that names the
@@ -37,13 +37,28 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-import msgpack
-
 from .background import Background
-from .census import MAX_COUNT, CountEnvelope, LeftEnvelope, Tally
+from .census import Tally
+from .envelopes import (
+    CountEnvelope,
+    EnvelopeError,
+    LeftEnvelope,
+    ReplyEnvelope,
+    SendEnvelope,
+    broadcast_channel,
+    count_channel,
+    node_of,
+    pack_close,
+    pack_count,
+    pack_left,
+    pack_reply,
+    pack_send,
+    session_channel,
+    unpack,
+)
 from .options import BackplaneOptions
 from .shell import WriteBatch
 
@@ -52,28 +67,11 @@ if TYPE_CHECKING:
     from redis.asyncio.client import PubSub
 
 __all__ = [
-    "ENVELOPE_VERSION",
     "MAX_QUEUE",
     "Backplanes",
-    "CloseEnvelope",
-    "CountEnvelope",
-    "EnvelopeError",
-    "LeftEnvelope",
     "Link",
-    "ReplyEnvelope",
-    "SendEnvelope",
     "Subscriber",
-    "broadcast_channel",
-    "count_channel",
-    "node_of",
-    "pack_close",
-    "pack_count",
-    "pack_left",
-    "pack_reply",
-    "pack_send",
     "safe_url",
-    "session_channel",
-    "unpack",
 ]
 
 Emit = Callable[[list[Any]], None]
@@ -81,8 +79,6 @@ Log = Callable[[str, str], None]
 
 logger = logging.getLogger("websocket_worker.backplane")
 
-#: Version of the envelopes in Redis; an envelope of another version is dropped.
-ENVELOPE_VERSION = 1
 #: Seconds before the first reconnect; doubled per failed attempt up to MAX_DELAY, each wait
 #: drawn between 75 % and 100 % of its step (workers cut off together do not return together).
 FIRST_DELAY = 0.25
@@ -98,27 +94,7 @@ BATCH = 512
 LEAVE_TIMEOUT = 0.5
 
 
-# Names.
-
-
-def broadcast_channel(namespace: str, path: str) -> str:
-    """The channel of a path's broadcasts."""
-    return f"{namespace}:b:{path}"
-
-
-def session_channel(namespace: str, node: str) -> str:
-    """The channel of replies (and closes) for the sessions of one worker of one instance."""
-    return f"{namespace}:s:{node}"
-
-
-def count_channel(namespace: str, path: str) -> str:
-    """The channel of a path's session counts (census.py)."""
-    return f"{namespace}:c:{path}"
-
-
-def node_of(sid: str) -> str:
-    """The node (``<instance>.<slot>``) a session id of an endpoint with a backplane names."""
-    return sid.rpartition(".")[0]
+# Names for logs.
 
 
 def safe_url(url: str) -> str:
@@ -132,127 +108,6 @@ def safe_url(url: str) -> str:
     except ValueError:
         return "(bad URL)"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-# Envelopes: MessagePack arrays, [version, kind, ...].
-
-
-@dataclass(frozen=True)
-class SendEnvelope:
-    """A broadcast to every session of the path, from ``origin`` (an instance id)."""
-
-    origin: str
-    data: str | bytes
-
-
-@dataclass(frozen=True)
-class ReplyEnvelope:
-    """A reply to one session of the receiving node."""
-
-    path: str
-    sid: str
-    data: str | bytes
-
-
-@dataclass(frozen=True)
-class CloseEnvelope:
-    """A close of one session of the receiving node."""
-
-    path: str
-    sid: str
-    code: int
-    reason: str
-
-
-Envelope = Union[SendEnvelope, ReplyEnvelope, CloseEnvelope, CountEnvelope, LeftEnvelope]
-
-
-class EnvelopeError(ValueError):
-    """Bytes from Redis that are not an envelope of this version."""
-
-
-def _pack(fields: list[Any]) -> bytes:
-    packed: bytes = msgpack.packb(fields, use_bin_type=True)
-    return packed
-
-
-def pack_send(origin: str, data: str | bytes) -> bytes:
-    return _pack([ENVELOPE_VERSION, "send", origin, data])
-
-
-def pack_reply(path: str, sid: str, data: str | bytes) -> bytes:
-    return _pack([ENVELOPE_VERSION, "reply", path, sid, data])
-
-
-def pack_close(path: str, sid: str, code: int, reason: str) -> bytes:
-    return _pack([ENVELOPE_VERSION, "close", path, sid, code, reason])
-
-
-def pack_count(node: str, link: str, count: int, ask: bool) -> bytes:
-    return _pack([ENVELOPE_VERSION, "count", node, link, count, ask])
-
-
-def pack_left(node: str, link: str) -> bytes:
-    return _pack([ENVELOPE_VERSION, "left", node, link])
-
-
-def _is_data(value: Any) -> bool:
-    return isinstance(value, (str, bytes))
-
-
-def _is_node(value: Any) -> bool:
-    """``<instance>.<slot>``, as ``configure`` names a worker."""
-    if not isinstance(value, str) or len(value) > 64:
-        return False
-    instance, _, slot = value.rpartition(".")
-    return bool(instance) and slot.isdigit() and slot.isascii()
-
-
-def _is_link(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 32
-
-
-def unpack(payload: bytes) -> Envelope:
-    """The envelope in ``payload``; EnvelopeError when it is not one (it is then dropped)."""
-    try:
-        fields = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=True)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise EnvelopeError(f"not MessagePack: {type(exc).__name__}") from None
-    if not isinstance(fields, list) or len(fields) < 2:
-        raise EnvelopeError("not an envelope")
-    version, kind, rest = fields[0], fields[1], fields[2:]
-    if version != ENVELOPE_VERSION:
-        raise EnvelopeError(f"envelope version {version!r}, not {ENVELOPE_VERSION}")
-    if kind == "send" and len(rest) == 2 and isinstance(rest[0], str) and _is_data(rest[1]):
-        return SendEnvelope(rest[0], rest[1])
-    if kind == "reply" and len(rest) == 3 and isinstance(rest[0], str) and isinstance(
-        rest[1], str
-    ) and _is_data(rest[2]):
-        return ReplyEnvelope(rest[0], rest[1], rest[2])
-    if (
-        kind == "close"
-        and len(rest) == 4
-        and isinstance(rest[0], str)
-        and isinstance(rest[1], str)
-        and type(rest[2]) is int
-        and (rest[2] == 1000 or 3000 <= rest[2] <= 4999)
-        and isinstance(rest[3], str)
-        and len(rest[3].encode()) <= 123
-    ):
-        return CloseEnvelope(rest[0], rest[1], rest[2], rest[3])
-    if (
-        kind == "count"
-        and len(rest) == 4
-        and _is_node(rest[0])
-        and _is_link(rest[1])
-        and type(rest[2]) is int
-        and 0 <= rest[2] <= MAX_COUNT
-        and type(rest[3]) is bool
-    ):
-        return CountEnvelope(rest[0], rest[1], rest[2], rest[3])
-    if kind == "left" and len(rest) == 2 and _is_node(rest[0]) and _is_link(rest[1]):
-        return LeftEnvelope(rest[0], rest[1])
-    raise EnvelopeError(f"bad {str(kind)[:20]!r} envelope")
 
 
 # The asyncio side.

@@ -15,8 +15,8 @@ set, and every other worker answers with its count within :data:`COALESCE`; the 
 reported once it has had :data:`SETTLE` seconds to fill, and as unknown (None) until then and
 while the link is down.
 
-Layers: :class:`CountEnvelope` and :class:`LeftEnvelope` are the announcements (packed and
-checked by backplane.py); :class:`Census` is the table, pure, the clock passed in;
+Layers: the announcements are envelopes (envelopes.py ``CountEnvelope``, ``LeftEnvelope``);
+:class:`Census` is the table, pure, the clock passed in;
 :class:`Tally` is one path's timers around it. The constants are read at each use (tests
 shorten them).
 """
@@ -27,16 +27,15 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .envelopes import CountEnvelope, LeftEnvelope
+
 __all__ = [
     "COALESCE",
     "EXPIRY",
-    "MAX_COUNT",
     "MAX_PEERS",
     "REFRESH",
     "SETTLE",
     "Census",
-    "CountEnvelope",
-    "LeftEnvelope",
     "Tally",
     "instance_of",
 ]
@@ -52,31 +51,9 @@ SETTLE = 2.0
 #: Publishers kept per path; announcements of more are ignored (nothing from Redis grows
 #: without bound).
 MAX_PEERS = 4096
-#: Largest count an announcement may carry.
-MAX_COUNT = 2**31 - 1
 
 #: Timers may fire this much before their time (the loop's clock resolution).
 _EARLY = 0.005
-
-
-@dataclass(frozen=True)
-class CountEnvelope:
-    """Worker ``node`` has ``count`` open sessions of the path; ``link`` names the link that
-    says so (random per link: a ``left`` of an earlier link of the node, after a redeploy, does
-    not forget a later one). ``ask``: the publisher's view is new, answer with yours."""
-
-    node: str
-    link: str
-    count: int
-    ask: bool
-
-
-@dataclass(frozen=True)
-class LeftEnvelope:
-    """Worker ``node`` (its link ``link``) no longer serves the path."""
-
-    node: str
-    link: str
 
 
 def instance_of(node: str) -> str:

@@ -29,7 +29,8 @@ from websockets.http11 import Request
 
 from .auth import TOKEN_PROTOCOL_PREFIX, Gate, Refusal, client_address
 from .background import Background
-from .backplane import Backplanes, Link, node_of
+from .backplane import Backplanes, Link
+from .envelopes import node_of
 from .flow import FlowControl
 from .frames import message_frame
 from .handshake import Answer, answer, select_subprotocol
