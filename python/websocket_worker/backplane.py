@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from . import envelopes
 from .background import Background
 from .census import Tally
 from .envelopes import (
@@ -48,16 +49,6 @@ from .envelopes import (
     LeftEnvelope,
     ReplyEnvelope,
     SendEnvelope,
-    broadcast_channel,
-    count_channel,
-    node_of,
-    pack_close,
-    pack_count,
-    pack_left,
-    pack_reply,
-    pack_send,
-    session_channel,
-    unpack,
 )
 from .options import BackplaneOptions
 from .shell import WriteBatch
@@ -167,7 +158,7 @@ class Link:
         self._emit = emit
         self._log = log
         self._namespace = options.namespace
-        self._own_channel = session_channel(options.namespace, node).encode()
+        self._own_channel = envelopes.session_channel(options.namespace, node).encode()
         #: Names this link in count announcements (a redeploy makes a new link for the node).
         self.link_id = secrets.token_hex(4)
         #: Broadcast channel (bytes, as Redis gives it back) → endpoint; path → endpoint.
@@ -198,16 +189,16 @@ class Link:
     # Endpoints.
 
     def attach(self, endpoint: Subscriber, path: str) -> None:
-        channel = broadcast_channel(self._namespace, path).encode()
+        channel = envelopes.broadcast_channel(self._namespace, path).encode()
         self._by_channel[channel] = endpoint
         self._by_path[path] = endpoint
-        counts = count_channel(self._namespace, path)
+        counts = envelopes.count_channel(self._namespace, path)
         owner = endpoint.owner
         tally = Tally(
             self.instance,
             lambda: endpoint.open_count,
             lambda count, ask: self._publish(_Outgoing(
-                counts, pack_count(self.node, self.link_id, count, ask), counted=False)),
+                counts, envelopes.pack_count(self.node, self.link_id, count, ask), counted=False)),
             lambda others: self._emit(["remote_count", owner, others]),
         )  # fmt: skip
         self._tallies[owner] = tally
@@ -225,9 +216,9 @@ class Link:
         for path, known in list(self._by_path.items()):
             if known is endpoint:
                 del self._by_path[path]
-                channel = broadcast_channel(self._namespace, path).encode()
+                channel = envelopes.broadcast_channel(self._namespace, path).encode()
                 self._by_channel.pop(channel, None)
-                counts = count_channel(self._namespace, path)
+                counts = envelopes.count_channel(self._namespace, path)
                 tally = self._by_count_channel.pop(counts.encode(), None)
                 self._tallies.pop(endpoint.owner, None)
                 if tally is not None:
@@ -245,7 +236,8 @@ class Link:
 
     def _leave(self, channel: str, tally: Tally) -> None:
         if tally.running and self.state == "up":
-            self._publish(_Outgoing(channel, pack_left(self.node, self.link_id), counted=False))
+            left = envelopes.pack_left(self.node, self.link_id)
+            self._publish(_Outgoing(channel, left, counted=False))
         tally.stop()
 
     async def _subscribe(self, pubsub: PubSub, *channels: bytes,
@@ -264,18 +256,18 @@ class Link:
 
     def broadcast(self, path: str, data: str | bytes) -> None:
         """Publish a broadcast of this instance to the other instances serving ``path``."""
-        self._publish(_Outgoing(broadcast_channel(self._namespace, path),
-                                pack_send(self.instance, data)))  # fmt: skip
+        self._publish(_Outgoing(envelopes.broadcast_channel(self._namespace, path),
+                                envelopes.pack_send(self.instance, data)))  # fmt: skip
 
     def reply(self, path: str, sid: str, data: str | bytes) -> None:
         """Publish a reply to session ``sid`` of another node."""
-        channel = session_channel(self._namespace, node_of(sid))
-        self._publish(_Outgoing(channel, pack_reply(path, sid, data), sid))
+        channel = envelopes.session_channel(self._namespace, envelopes.node_of(sid))
+        self._publish(_Outgoing(channel, envelopes.pack_reply(path, sid, data), sid))
 
     def close_session(self, path: str, sid: str, code: int, reason: str) -> None:
         """Publish a close of session ``sid`` of another node."""
-        channel = session_channel(self._namespace, node_of(sid))
-        self._publish(_Outgoing(channel, pack_close(path, sid, code, reason), sid))
+        channel = envelopes.session_channel(self._namespace, envelopes.node_of(sid))
+        self._publish(_Outgoing(channel, envelopes.pack_close(path, sid, code, reason), sid))
 
     def _publish(self, item: _Outgoing) -> None:
         if self.state != "up":
@@ -315,7 +307,7 @@ class Link:
     def _received(self, channel: bytes, payload: bytes) -> None:
         self.received += 1
         try:
-            envelope = unpack(payload)
+            envelope = envelopes.unpack(payload)
         except EnvelopeError as exc:
             self._log("debug", f"backplane {self.url}: dropped a message on "
                                f"{channel.decode(errors='replace')[:80]}: {exc}")  # fmt: skip
@@ -337,7 +329,7 @@ class Link:
             else:
                 tally.left(envelope)
             return
-        if channel != self._own_channel or node_of(envelope.sid) != self.node:
+        if channel != self._own_channel or envelopes.node_of(envelope.sid) != self.node:
             self._log("debug", f"backplane {self.url}: dropped a {type(envelope).__name__} "
                                "for a session of another node")  # fmt: skip
             return
@@ -496,7 +488,7 @@ class Link:
         """Announce that the endpoints still attached left, wait a moment for what waits to be
         published (the ``left`` of endpoints detached just before), then close."""
         for path in list(self._by_path):
-            counts = count_channel(self._namespace, path)
+            counts = envelopes.count_channel(self._namespace, path)
             tally = self._by_count_channel.pop(counts.encode(), None)
             if tally is not None:
                 self._leave(counts, tally)
