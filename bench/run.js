@@ -8,8 +8,8 @@
  * `--workers` runs ours once per worker count (pyWebsocketWorkers), each next to core in the
  * same run: "ours" is one worker (the default), "ours-w2" two, and so on.
  * `--scenarios large` names the large-message scenarios (bench/lib/large.js); --sizes and
- * --kinds pick their cases. A scenario that needs other Node-RED settings (relay) gets its own
- * Node-RED.
+ * --kinds pick their cases. A scenario that needs other Node-RED settings (relay, HTTPS) gets its
+ * own Node-RED.
  *
  * Forks the load generator (bench/loadgen.js), builds each scenario's flow once with core types
  * and converts it by renaming types (bench/flows.js), then per repeat starts a fresh Node-RED
@@ -108,7 +108,7 @@ async function prepare(nr, loadgen, scenario, nodes) {
         if (!waited.ok) throw new Error("the flow's client never connected to the load generator");
     } else {
         await nr.deploy(nodes);
-        const probe = await loadgen("probe", { url: `ws://127.0.0.1:${nr.port}${scenario.path}`, timeoutMs: 60000 });
+        const probe = await loadgen("probe", { url: nr.wsBase + scenario.path, timeoutMs: 60000 });
         if (!probe.ok) throw new Error(`listener ${scenario.path} never served: ${probe.error}`);
     }
     await delay(300);
@@ -123,7 +123,7 @@ async function runOne({ nr, loadgen, impl, repeat, name, nodes, size, cases }) {
         await prepare(nr, loadgen, scenario, nodes);
         const pids = nr.pids();
         record.pids = pids;
-        const result = await scenario.run({ nr, loadgen, size, pids, cases, wsBase: `ws://127.0.0.1:${nr.port}` });
+        const result = await scenario.run({ nr, loadgen, size, pids, cases, wsBase: nr.wsBase });
         Object.assign(record, result);
         const after = childPids(nr.pid);
         if (pids.children.join() !== after.join() && nr.alive()) {
@@ -241,13 +241,14 @@ async function main() {
                 let nr = null;
                 for (const name of options.scenarios) {
                     const settings = [SCENARIOS[name].settings, implSettings].filter(Boolean).join(", ");
-                    if (!nr || !nr.alive() || nr.options.settings !== settings) {
+                    const tls = Boolean(SCENARIOS[name].tls);
+                    if (!nr || !nr.alive() || nr.options.settings !== settings || Boolean(nr.options.tls) !== tls) {
                         if (nr) {
                             if (!nr.alive()) log(`${impl}: Node-RED is gone, starting a new one`);
                             await nr.stop();
                         }
                         const t = Date.now();
-                        nr = new NodeRed({ env: { NODE_RED_PYTHON_VENV: VENV }, fileLimit: limits.raiseTo, settings });
+                        nr = new NodeRed({ env: { NODE_RED_PYTHON_VENV: VENV }, fileLimit: limits.raiseTo, settings, tls });
                         await nr.start();
                         log(`${impl}: Node-RED pid ${nr.pid} on port ${nr.port}, started in ${((Date.now() - t) / 1000).toFixed(1)} s`);
                     }

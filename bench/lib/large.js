@@ -130,7 +130,7 @@ function scenario(command, extra, properties, withRtt) {
 const LISTENER = { flow: "echo", path: PATHS.echo };
 const CLIENT = { flow: "large", remote: "large" };
 
-/** Listed in the order `--scenarios large` runs them: relay last, it needs its own Node-RED. */
+/** Listed in the order `--scenarios large` runs them: relay last, each needs its own Node-RED. */
 const LARGE_SCENARIOS = {
     "large-echo": scenario("largeEcho", echo(1),
         Object.assign({ title: "listener echo, 1 in flight (handoff)" }, LISTENER), true),
@@ -146,6 +146,9 @@ const LARGE_SCENARIOS = {
     // Core has no relay mode: its plain listener is measured again, in the same run.
     "large-relay": scenario("largeEcho", echo(1), Object.assign({ settings: "pyWebsocketListenerHandoff: false",
         title: "listener echo, 1 in flight, ours relayed (handoff off) vs core's plain listener" }, LISTENER), true),
+    // Where relaying is what users get: Node-RED serving HTTPS, where core runs TLS in the same process.
+    "large-relay-tls": scenario("largeEcho", echo(1), Object.assign({ tls: true,
+        title: "listener echo over wss:// (Node-RED on HTTPS), 1 in flight: ours relayed vs core's" }, LISTENER), true),
 };
 
 /** [{size, kind}] for the selected sizes and kinds, in size order. */

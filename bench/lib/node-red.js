@@ -2,7 +2,9 @@
  * One real `node-red` process for the benchmark (the approach of test/lib/node-red-process.js):
  * a fresh temp user directory with this checkout linked into its node_modules, 127.0.0.1 on an
  * ephemeral port, console logging at `warn`, optionally a raised open-file limit (through
- * `bash -c "ulimit -n N; exec node ..."`). Owns start, full deploys, the log and stopping.
+ * `bash -c "ulimit -n N; exec node ..."`), optionally HTTPS with a fresh self-signed certificate
+ * (`tls`: its listeners are then wss://, and this package relays them). Owns start, full
+ * deploys, the log and stopping.
  */
 "use strict";
 
@@ -11,6 +13,8 @@ const fs = require("fs");
 const path = require("path");
 const { childPids } = require("./proc");
 const { freePort, linkedUserDir } = require("../../test/lib/node-red-process");
+const { selfSignedCertificate } = require("../../test/lib/harness");
+const { adminRequest } = require("../../test/lib/admin-api");
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -21,25 +25,33 @@ function delay(milliseconds) {
 class NodeRed {
     /**
      * options: env (extra environment), fileLimit (ulimit -n to set, or 0 to leave it),
-     * settings (extra settings.js properties, as source text)
+     * settings (extra settings.js properties, as source text), tls (serve HTTPS)
      */
     constructor(options = {}) {
         this.options = options;
         this.output = "";
         this.child = null;
+        this.ca = null;
     }
 
     async start() {
         this.port = await freePort();
         this.userDir = linkedUserDir("pyws-bench-");
         const settings = path.join(this.userDir, "settings.js");
+        let httpsSetting = "";
+        if (this.options.tls) {
+            const { keyFile, certFile } = selfSignedCertificate(this.userDir);
+            this.ca = fs.readFileSync(certFile);
+            httpsSetting = `https: { key: require("fs").readFileSync(${JSON.stringify(keyFile)}), ` +
+                `cert: require("fs").readFileSync(${JSON.stringify(certFile)}) }, `;
+        }
         fs.writeFileSync(settings,
             `module.exports = { uiHost: "127.0.0.1", uiPort: ${this.port}, flowFile: "flows.json", ` +
             "credentialSecret: false, logging: { console: { level: \"warn\", metrics: false, audit: false } }, " +
             // Live memory for the connection-scale figure: a full collection, then the heap in use.
             "functionGlobalContext: { liveHeapBytes: () => { global.gc(); global.gc(); " +
             "const m = process.memoryUsage(); return m.heapUsed + m.external; } }, " +
-            `${this.options.settings || ""} };\n`);
+            `${httpsSetting}${this.options.settings || ""} };\n`);
         const env = Object.assign({}, process.env, this.options.env || {});
         // BENCH_NODE_FLAGS: flags for Node-RED's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
         const nodeFlags = ["--expose-gc"].concat((process.env.BENCH_NODE_FLAGS || "").split(/\s+/).filter(Boolean));
@@ -67,6 +79,11 @@ class NodeRed {
         return this;
     }
 
+    /** ws://127.0.0.1:port, or wss:// with tls. */
+    get wsBase() {
+        return `${this.options.tls ? "wss" : "ws"}://127.0.0.1:${this.port}`;
+    }
+
     get pid() {
         return this.child.pid;
     }
@@ -80,17 +97,8 @@ class NodeRed {
         return { main: this.child.pid, children: childPids(this.child.pid) };
     }
 
-    async api(method, urlPath, body, headers = {}) {
-        const response = await fetch(`http://127.0.0.1:${this.port}${urlPath}`, {
-            method,
-            headers: Object.assign({ "Content-Type": "application/json", Accept: "application/json" }, headers),
-            body: body === undefined ? undefined : JSON.stringify(body),
-            signal: AbortSignal.timeout(30000),
-        });
-        const text = await response.text();
-        let parsed = text;
-        try { parsed = text ? JSON.parse(text) : null; } catch (_) { /* not JSON */ }
-        return { status: response.status, body: parsed };
+    api(method, urlPath, body, headers = {}) {
+        return adminRequest(this.port, method, urlPath, body, headers, 30000, this.ca);
     }
 
     async deploy(nodes) {

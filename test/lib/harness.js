@@ -124,17 +124,23 @@ function withRemoteServer(helper, onStart, current) {
     });
 }
 
+/** A fresh self-signed certificate for localhost and 127.0.0.1 in `dir`: {keyFile, certFile} (PEM). */
+function selfSignedCertificate(dir) {
+    const keyFile = path.join(dir, "key.pem");
+    const certFile = path.join(dir, "cert.pem");
+    childProcess.execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-keyout", keyFile, "-out", certFile], { stdio: "ignore" });
+    return { keyFile, certFile };
+}
+
 /**
  * An HTTPS server on 127.0.0.1 with a fresh self-signed certificate for localhost and 127.0.0.1;
  * server.certFile is its PEM (to trust it), server.cleanup() closes it and removes the files.
  */
 async function startHttpsServer() {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyws-tls-"));
-    const keyFile = path.join(dir, "key.pem");
-    const certFile = path.join(dir, "cert.pem");
-    childProcess.execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout", keyFile, "-out", certFile], { stdio: "ignore" });
+    const { keyFile, certFile } = selfSignedCertificate(dir);
     const server = https.createServer({ key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) });
     await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
     server.certFile = certFile;
@@ -166,5 +172,5 @@ function wsUrl(helper, path) {
 
 module.exports = {
     ms, delay, waitFor, connectClient, closeClient, startServer, stopServer, withHelper, withRemoteServer,
-    recordStatuses, recordMessages, wsUrl, startHttpsServer, TEST_WORKERS, TEST_WORKER_COUNT,
+    recordStatuses, recordMessages, wsUrl, startHttpsServer, selfSignedCertificate, TEST_WORKERS, TEST_WORKER_COUNT,
 };
