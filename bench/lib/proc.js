@@ -100,4 +100,65 @@ function fileLimits() {
     return [read("-S"), read("-H")];
 }
 
-module.exports = { cpuSeconds, rssBytes, peakRssBytes, resetPeakRss, childPids, snapshot, fileLimits, clockTicks };
+/** Microseconds on the monotonic clock (CLOCK_MONOTONIC): comparable between processes of one machine. */
+function monotonicUs() {
+    return Number(process.hrtime.bigint() / 1000n);
+}
+
+/** How many file descriptors a process holds, or null when it is gone (or not ours to read). */
+function fdCount(pid) {
+    try {
+        return fs.readdirSync(`/proc/${pid}/fd`).length;
+    } catch (_) {
+        return null;
+    }
+}
+
+/**
+ * The kernel's TCP counters (/proc/net/snmp "Tcp:" and /proc/net/netstat "TcpExt:"), e.g.
+ * ListenOverflows, ListenDrops, AttemptFails: {name: value}. System-wide, since boot.
+ */
+function tcpCounters() {
+    const counters = {};
+    for (const file of ["/proc/net/snmp", "/proc/net/netstat"]) {
+        let lines;
+        try {
+            lines = fs.readFileSync(file, "utf8").split("\n");
+        } catch (_) {
+            continue;
+        }
+        // Each group is two lines: "Prefix: name name ..." then "Prefix: value value ...".
+        for (let i = 0; i + 1 < lines.length; i += 2) {
+            const names = lines[i].split(/\s+/);
+            const values = lines[i + 1].split(/\s+/);
+            if (!/^Tcp(Ext)?:$/.test(names[0])) continue;
+            names.slice(1).forEach((name, k) => { counters[name] = Number(values[k + 1]); });
+        }
+    }
+    return counters;
+}
+
+/** A /proc/sys value as text (trimmed, tabs as spaces), or null when absent. */
+function sysctl(name) {
+    try {
+        return fs.readFileSync(`/proc/sys/${name.replace(/\./g, "/")}`, "utf8").trim().replace(/\s+/g, " ");
+    } catch (_) {
+        return null;
+    }
+}
+
+/** /proc/net/sockstat's TCP line: {inuse, orphan, tw, alloc, mem (pages)}. */
+function tcpSockstat() {
+    try {
+        const line = fs.readFileSync("/proc/net/sockstat", "utf8").split("\n").find((l) => l.startsWith("TCP:"));
+        const fields = line.split(/\s+/).slice(1);
+        const out = {};
+        for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]] = Number(fields[i + 1]);
+        return out;
+    } catch (_) {
+        return {};
+    }
+}
+
+module.exports = { cpuSeconds, rssBytes, peakRssBytes, resetPeakRss, childPids, snapshot, fileLimits, clockTicks,
+    monotonicUs, fdCount, tcpCounters, sysctl, tcpSockstat };
