@@ -90,6 +90,7 @@ function parseArgs(argv) {
     options.workers = options.workers || Math.min(16, Math.ceil(options.n / PER_PROCESS));
     options.loadgens = options.loadgens || Math.ceil(largest / PER_PROCESS);
     options.concurrency = options.concurrency || Math.max(1, Math.floor(BACKLOG_SHARE / options.loadgens));
+    options.perSource = Math.ceil(largest / options.loadgens);
     if (options.loadgens > 250) throw new Error("at most 250 load generators (source addresses 127.0.0.2–251)");
     return options;
 }
@@ -494,9 +495,8 @@ async function main() {
     const limits = fileLimits();
     const [low, high] = (sysctl("net.ipv4.ip_local_port_range") || "32768 60999").split(" ").map(Number);
     options.ports = options["kernel-ports"] ? null : [low, high];
-    const perSource = Math.ceil(Math.max(options.n, options["core-n"]) / options.loadgens);
-    if (perSource > high - low) {
-        throw new Error(`${perSource} connections per source address, more than the ${high - low} ephemeral ports: ` +
+    if (options.perSource > high - low) {
+        throw new Error(`${options.perSource} connections per source address, more than the ${high - low} ephemeral ports: ` +
             "raise --loadgens");
     }
     const began = Date.now();
