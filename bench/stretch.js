@@ -41,7 +41,7 @@ const flows = require("./flows");
 const { NodeRed, delay, ROOT } = require("./lib/node-red");
 const { startLoadgen } = require("./lib/loadgen-client");
 const { median, fmt, table } = require("./lib/report");
-const { fileLimits, cpuSeconds, rssBytes, fdCount, tcpCounters, sysctl, tcpSockstat, snapshot, childPids,
+const { fileLimits, cpuSeconds, rssBytes, fdCount, tcpCounters, sysctl, tcpSockstat, meminfoBytes, snapshot, childPids,
     monotonicUs } = require("./lib/proc");
 
 const VENV = process.env.NODE_RED_PYTHON_VENV || path.join(ROOT, ".venv");
@@ -174,6 +174,7 @@ async function memory(nr, pids, lgs) {
     out.heap = heap.status === 200 ? heap.body.bytes : null;
     out.loadgens = (await statuses(lgs)).map((s) => s.rss);
     out.sockstat = tcpSockstat();
+    out.slab = meminfoBytes("Slab");
     return out;
 }
 
@@ -453,7 +454,9 @@ function describe(r) {
                 `${kib((r.after.heap - r.before.heap) / n)} KiB`,
             `  load generators: ${mib(sum(r.before.loadgens))} → ${mib(sum(r.after.loadgens))} MiB; ` +
                 `kernel TCP sockets in use ${num(r.after.sockstat.inuse || 0)}, ` +
-                `their buffers ${num((r.after.sockstat.mem || 0) * 4)} KiB`);
+                `their buffers ${num((r.after.sockstat.mem || 0) * 4)} KiB`,
+            `  kernel slab (whole machine, both ends of every connection) ${mib(r.before.slab)} → ` +
+                `${mib(r.after.slab)} MiB: ${kib((r.after.slab - r.before.slab) / n)} KiB`);
     }
     if (r.final) {
         lines.push(`at the end: Node-RED ${mib(r.final.main)} MiB, ` +

@@ -27,16 +27,21 @@ function cpuSeconds(pid) {
     return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
-/** A size field of /proc/<pid>/status (e.g. VmRSS, VmHWM) in bytes, or null when it is gone. */
-function statusBytes(pid, field) {
-    let status;
+/** A "<field>: N kB" line of a /proc file (status, meminfo) in bytes, or null when absent. */
+function kbField(file, field) {
+    let text;
     try {
-        status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+        text = fs.readFileSync(file, "utf8");
     } catch (_) {
         return null;
     }
-    const match = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(status);
+    const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m").exec(text);
     return match ? Number(match[1]) * 1024 : null;
+}
+
+/** A size field of /proc/<pid>/status (e.g. VmRSS, VmHWM) in bytes, or null when it is gone. */
+function statusBytes(pid, field) {
+    return kbField(`/proc/${pid}/status`, field);
 }
 
 /** VmRSS of one process in bytes, or null when it is gone. */
@@ -147,6 +152,11 @@ function sysctl(name) {
     }
 }
 
+/** A field of /proc/meminfo (e.g. Slab) in bytes, or null. */
+function meminfoBytes(field) {
+    return kbField("/proc/meminfo", field);
+}
+
 /** /proc/net/sockstat's TCP line: {inuse, orphan, tw, alloc, mem (pages)}. */
 function tcpSockstat() {
     try {
@@ -161,4 +171,4 @@ function tcpSockstat() {
 }
 
 module.exports = { cpuSeconds, rssBytes, peakRssBytes, resetPeakRss, childPids, snapshot, fileLimits, clockTicks,
-    monotonicUs, fdCount, tcpCounters, sysctl, tcpSockstat };
+    monotonicUs, fdCount, tcpCounters, sysctl, tcpSockstat, meminfoBytes };
