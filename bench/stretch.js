@@ -166,12 +166,18 @@ function acceptQueue(port) {
     }
 }
 
-/** RSS of Node-RED and of each worker, their fds, Node-RED's heap after a full collection, the load generators' RSS. */
+/**
+ * RSS of Node-RED and of each worker, their fds, Node-RED's heap after a full collection (null
+ * when Node-RED does not answer: core's at its fd limit accepts no HTTP connection either), the
+ * load generators' RSS, the kernel's sockets and slab.
+ */
 async function memory(nr, pids, lgs) {
     const out = { main: rssBytes(pids.main), workers: pids.children.map(rssBytes), mainFds: fdCount(pids.main),
-        workerFds: pids.children.map(fdCount) };
-    const heap = await nr.api("GET", flows.LIVE_HEAP_URL);
-    out.heap = heap.status === 200 ? heap.body.bytes : null;
+        workerFds: pids.children.map(fdCount), heap: null };
+    try {
+        const heap = await nr.api("GET", flows.LIVE_HEAP_URL);
+        if (heap.status === 200) out.heap = heap.body.bytes;
+    } catch (_) { /* no answer: left out */ }
     out.loadgens = (await statuses(lgs)).map((s) => s.rss);
     out.sockstat = tcpSockstat();
     out.slab = meminfoBytes("Slab");
@@ -321,7 +327,7 @@ function openTrigger(url) {
     return new Promise((resolve, reject) => {
         const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 30000 });
         ws.once("open", () => resolve(ws));
-        ws.once("error", reject);
+        ws.once("error", (err) => reject(new Error(`the trigger's connection failed: ${err.message}`)));
     });
 }
 
@@ -450,7 +456,8 @@ function describe(r) {
             r.workers ? `  workers together ${mib(workersBefore)} → ${mib(workersAfter)} MiB: ` +
                 `${kib((workersAfter - workersBefore) / n)} KiB` : "  (no workers)",
             `  Node-RED + workers: ${kib((r.after.main + workersAfter - r.before.main - workersBefore) / n)} KiB`,
-            `  Node-RED's heap after a full collection: ${mib(r.before.heap)} → ${mib(r.after.heap)} MiB: ` +
+            r.after.heap === null ? "  Node-RED's heap: no answer from Node-RED"
+                : `  Node-RED's heap after a full collection: ${mib(r.before.heap)} → ${mib(r.after.heap)} MiB: ` +
                 `${kib((r.after.heap - r.before.heap) / n)} KiB`,
             `  load generators: ${mib(sum(r.before.loadgens))} → ${mib(sum(r.after.loadgens))} MiB; ` +
                 `kernel TCP sockets in use ${num(r.after.sockstat.inuse || 0)}, ` +
