@@ -19,6 +19,7 @@ const PATHS = { echo: "/bench/echo", fanout: "/bench/fanout", trigger: "/bench/t
 const COUNT_URL = "/bench/count";
 const LIVE_HEAP_URL = "/bench/live-heap";
 const LARGE_COUNT_URL = "/bench/large-count";
+const LIVE_HEAP_FUNC = "msg.payload = { bytes: global.get(\"liveHeapBytes\")() };\nreturn msg;";
 
 function id() {
     return crypto.randomBytes(8).toString("hex");
@@ -89,8 +90,20 @@ function broadcastFlow() {
 function idleFlow() {
     const t = tab("bench idle");
     const l = listener(PATHS.idle);
-    return [t, l, wsIn(t.id, l), ...getEndpoint(t.id, LIVE_HEAP_URL, "live heap",
-        "msg.payload = { bytes: global.get(\"liveHeapBytes\")() };\nreturn msg;")];
+    return [t, l, wsIn(t.id, l), ...getEndpoint(t.id, LIVE_HEAP_URL, "live heap", LIVE_HEAP_FUNC)];
+}
+
+/**
+ * bench/stretch.js: the broadcast flow, its fan-out listener (/bench/fanout) with a server
+ * heartbeat of `heartbeat` seconds (`hb`: ours pings every client, core's listener has none) and
+ * an in node, plus GET /bench/live-heap as in the idle flow.
+ */
+function stretchFlow(heartbeat) {
+    const nodes = broadcastFlow();
+    const t = nodes[0];
+    const fan = nodes.find((node) => node.type === "websocket-listener" && node.path === PATHS.fanout);
+    fan.hb = String(heartbeat);
+    return nodes.concat(wsIn(t.id, fan), ...getEndpoint(t.id, LIVE_HEAP_URL, "live heap", LIVE_HEAP_FUNC));
 }
 
 /** A tab with a client connection to `url`, its out node, and a function (lines) wired to it. */
@@ -176,6 +189,6 @@ function toOurs(nodes) {
     return nodes.map((node) => Object.assign({}, node, { type: TO_OURS[node.type] || node.type }));
 }
 
-module.exports = { echoFlow, broadcastFlow, idleFlow, ingestFlow, largeClientFlow, toOurs, PATHS, COUNT_URL,
+module.exports = { echoFlow, broadcastFlow, idleFlow, stretchFlow, ingestFlow, largeClientFlow, toOurs, PATHS, COUNT_URL,
     LIVE_HEAP_URL,
     LARGE_COUNT_URL, TO_OURS };

@@ -8,7 +8,7 @@
 "use strict";
 
 const WebSocket = require("ws");
-const { snapshot } = require("./lib/proc");
+const { snapshot, monotonicUs } = require("./lib/proc");
 
 const CLIENT_OPTIONS = { perMessageDeflate: false, handshakeTimeout: 30000 };
 // A wss:// Node-RED of the benchmark (--scenarios large-relay-tls) has a fresh self-signed certificate.
@@ -48,7 +48,8 @@ function closeWindow(start, pids, end = now()) {
 
 /**
  * Opens n clients with at most `concurrency` handshakes in flight; setup(ws, index) is called
- * before each one opens. Calls done({sockets, failures, seconds, errors}).
+ * before each one opens; `options` may be a function of the index. Calls done({sockets, failures,
+ * seconds, errors}).
  */
 function connectMany(url, n, concurrency, setup, done, options = CLIENT_OPTIONS) {
     const sockets = [];
@@ -67,7 +68,7 @@ function connectMany(url, n, concurrency, setup, done, options = CLIENT_OPTIONS)
     }
     function openOne() {
         const index = next++;
-        const ws = new WebSocket(url, options);
+        const ws = new WebSocket(url, typeof options === "function" ? options(index) : options);
         let counted = false;
         setup(ws, index);
         ws.once("open", () => {
@@ -223,8 +224,20 @@ function watchProgress(progress, stallMs, onStall) {
     return () => clearInterval(timer);
 }
 
+/**
+ * The connections bench/stretch.js holds open in this process: one entry per opened socket
+ * ({ws, open, messages, pings}), what failed before opening (by message), how open ones closed
+ * (by code), and the broadcast being counted (`expected` deliveries since holdArm).
+ */
+function newHeld() {
+    return { entries: [], open: 0, settled: 0, failures: 0, errors: {}, closes: {}, delivered: 0, expected: 0,
+        firstAt: 0, lastAt: 0, onDelivery: null };
+}
+
 const commands = {
     remotes: {},
+    held: newHeld(),
+    port: 0, // the last local port holdOpen bound
 
     /**
      * Retries a connection until one opens (the endpoint is served). Core leaves an upgrade
@@ -485,6 +498,114 @@ const commands = {
         result.closeSeconds = closed.seconds;
         result.closeStillOpen = closed.stillOpen;
         return result;
+    },
+
+    /**
+     * bench/stretch.js: opens `n` more connections to `url` from `localAddress`, `concurrency`
+     * handshakes at a time, and keeps them (see newHeld). Resolves when every one has opened or
+     * failed; holdStatus answers meanwhile. With `ports` ([first, last]) each connection binds
+     * the next port of that range itself: with port 0 the kernel searches the port space of
+     * every source address for a free one, which costs more the more are bound (at ~50,000 held
+     * connections here it took most of a core and the connect rate fell from ~900/s to ~150/s).
+     */
+    async holdOpen({ url, n, concurrency, localAddress, ports = null }) {
+        const held = this.held;
+        // The port goes on from where the last call left it: a dropped connection's port waits out
+        // TIME_WAIT.
+        const options = ports ? () => {
+            this.port = this.port >= ports[0] && this.port < ports[1] ? this.port + 1 : ports[0];
+            return Object.assign({}, CLIENT_OPTIONS, { localAddress, localPort: this.port });
+        } : Object.assign({}, CLIENT_OPTIONS, { localAddress });
+        const r = await connectAll(url, n, concurrency, (ws) => {
+            const entry = { ws, open: false, messages: 0, pings: 0 };
+            ws.once("open", () => {
+                entry.open = true;
+                held.open++;
+                held.settled++;
+                held.entries.push(entry);
+            });
+            ws.on("error", (err) => {
+                if (entry.open || entry.failed) return;
+                entry.failed = true;
+                held.settled++;
+                held.failures++;
+                held.errors[err.message] = (held.errors[err.message] || 0) + 1;
+            });
+            ws.on("message", () => {
+                entry.messages++;
+                held.delivered++;
+                held.lastAt = monotonicUs();
+                if (held.delivered === 1) held.firstAt = held.lastAt;
+                if (held.onDelivery) held.onDelivery();
+            });
+            ws.on("ping", () => { entry.pings++; });
+            ws.on("close", (code) => {
+                if (!entry.open) return;
+                entry.open = false;
+                held.open--;
+                held.closes[code] = (held.closes[code] || 0) + 1;
+            });
+        }, options);
+        return { opened: r.sockets.length, failures: r.failures, errors: r.errors, seconds: r.seconds };
+    },
+
+    /** What is held: counts, failures and closes by kind, pings per connection, own RSS. */
+    holdStatus({ minPings = 0 }) {
+        const held = this.held;
+        let pingsMin = Infinity;
+        let pingsMax = 0;
+        let belowPings = 0;
+        for (const entry of held.entries) {
+            if (!entry.open) continue;
+            pingsMin = Math.min(pingsMin, entry.pings);
+            pingsMax = Math.max(pingsMax, entry.pings);
+            if (entry.pings < minPings) belowPings++;
+        }
+        return { opened: held.entries.length, open: held.open, settled: held.settled, failures: held.failures,
+            errors: held.errors, closes: held.closes, pingsMin: held.open ? pingsMin : null, pingsMax, belowPings,
+            rss: process.memoryUsage().rss };
+    },
+
+    /** Starts counting a broadcast of `messages` messages to every open connection. */
+    holdArm({ messages }) {
+        const held = this.held;
+        for (const entry of held.entries) entry.messages = 0;
+        held.delivered = 0;
+        held.firstAt = 0;
+        held.lastAt = 0;
+        held.expected = held.open * messages;
+        return { expected: held.expected };
+    },
+
+    /**
+     * Waits for the armed broadcast: every delivery, or no new one for stallMs. Answers the
+     * deliveries, the first and last one's time (monotonicUs) and the connections that got fewer.
+     */
+    async holdWait({ messages, stallMs }) {
+        const held = this.held;
+        if (held.delivered < held.expected) {
+            await new Promise((resolve) => {
+                const stop = watchProgress(() => held.delivered, stallMs, () => finish());
+                const finish = () => {
+                    stop();
+                    held.onDelivery = null;
+                    resolve();
+                };
+                held.onDelivery = () => { if (held.delivered >= held.expected) finish(); };
+            });
+        }
+        const short = held.entries.filter((entry) => entry.open && entry.messages < messages).length;
+        return { delivered: held.delivered, expected: held.expected, firstAt: held.firstAt, lastAt: held.lastAt,
+            short };
+    },
+
+    /** Drops every held connection at once (no close handshake) and forgets them. */
+    holdRelease() {
+        const held = this.held;
+        for (const entry of held.entries) entry.ws.terminate();
+        const released = held.entries.length;
+        this.held = newHeld();
+        return { released };
     },
 
     /**

@@ -11,11 +11,12 @@ const fs = require("fs");
 const os = require("os");
 const path = require("path");
 const helper = require("node-red-node-test-helper");
+const WebSocket = require("ws");
 const websocketNodes = require("../nodes/websocket.js");
 const catchNode = require(require("./lib/node-red-path").coreNodePath("core/common/25-catch.js"));
 const { getBridge, Bridge } = require("../nodes/lib/bridge");
 const {
-    waitFor, connectClient, closeClient, withRemoteServer, recordStatuses, recordMessages, wsUrl, ms,
+    waitFor, connectClient, closeClient, withHelper, withRemoteServer, recordStatuses, recordMessages, wsUrl, ms,
 } = require("./lib/harness");
 const { echoFlow, clientConfig } = require("./lib/flows");
 
@@ -144,6 +145,85 @@ describe("worker supervision", function () {
         } finally {
             Object.assign(bridge.limits, saved);
             try { process.kill(stuckPid, "SIGCONT"); } catch (_) { /* replaced: gone */ }
+        }
+    });
+});
+
+describe("connections waiting for a busy worker", function () {
+    withHelper(helper);
+
+    /**
+     * Stops every worker and opens `count` clients to `listenPath` (they queue in front of the
+     * workers' channels); with `control`, then one to a path nobody serves, and waits until
+     * Node-RED's runtime has hung that one up (inboundWebSocketTimeout, 5 s: the control, opened
+     * after the others, whose timers have fired by then too). Returns the clients, each with
+     * `.outcome` (a promise of "open" or the error's message), and the stopped pids.
+     */
+    async function queueBehindStoppedWorkers(listenPath, count, { control = false } = {}) {
+        const bridge = getBridge();
+        const pids = bridge.workerPids;
+        const server = helper._server;
+        let upgrades = 0;
+        const seen = (req) => { if (req.url === listenPath) upgrades++; };
+        server.on("upgrade", seen);
+        for (const pid of pids) process.kill(pid, "SIGSTOP");
+        const clients = [];
+        try {
+            for (let i = 0; i < count; i++) {
+                const ws = new WebSocket(wsUrl(helper, listenPath), { handshakeTimeout: ms(60000) });
+                ws.outcome = new Promise((resolve) => {
+                    ws.once("open", () => resolve("open"));
+                    ws.once("error", (err) => resolve(err.message));
+                });
+                clients.push(ws);
+            }
+            await waitFor("every upgrade to reach Node-RED", () => upgrades === count);
+            if (control) {
+                const ws = new WebSocket(wsUrl(helper, "/nobody-serves-this"));
+                await new Promise((resolve) => ws.once("error", resolve));
+            }
+        } finally {
+            server.off("upgrade", seen);
+        }
+        return { clients, pids };
+    }
+
+    it("keeps connections that wait longer than Node-RED's upgrade timeout (5 s) for a busy worker", async function () {
+        await helper.load(websocketNodes, echoFlow("/busy"));
+        await closeClient(await echoes("/busy", "before"));
+        const { clients, pids } = await queueBehindStoppedWorkers("/busy", 5, { control: true });
+        for (const pid of pids) process.kill(pid, "SIGCONT");
+        (await Promise.all(clients.map((ws) => ws.outcome))).should.eql(clients.map(() => "open"));
+        for (const ws of clients) {
+            ws.received = [];
+            ws.on("message", (data) => ws.received.push(data.toString()));
+            ws.send("after");
+        }
+        await waitFor("every echo", () => clients.every((ws) => ws.received.length === 1));
+        await Promise.all(clients.map(closeClient));
+    });
+
+    it("closes a connection that a stuck worker does not take within pendingConnectionMs, with a warning", async function () {
+        const bridge = getBridge();
+        const saved = Object.assign({}, bridge.limits);
+        let pids = [];
+        try {
+            await helper.load(websocketNodes, echoFlow("/never"));
+            await closeClient(await echoes("/never", "before"));
+            bridge.limits.pendingConnectionMs = 1000;
+            const queued = await queueBehindStoppedWorkers("/never", 3);
+            pids = queued.pids;
+            // The first socket of each channel is on its way (in the worker's receive queue, no
+            // answer while it is stopped); the others wait in Node's queue and are closed.
+            let hungUp = 0;
+            queued.clients.forEach((ws) => ws.outcome.then((outcome) => { if (outcome === "socket hang up") hungUp++; }));
+            await waitFor("the queued clients hung up", () => hungUp === 3 - pids.length);
+            await waitFor("a warning for each", () => logged("WARN", /not taken by the worker within 1 s/).length ===
+                3 - pids.length);
+            queued.clients.forEach((ws) => ws.terminate());
+        } finally {
+            Object.assign(bridge.limits, saved);
+            for (const pid of pids) process.kill(pid, "SIGCONT");
         }
     });
 });

@@ -27,16 +27,21 @@ function cpuSeconds(pid) {
     return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
-/** A size field of /proc/<pid>/status (e.g. VmRSS, VmHWM) in bytes, or null when it is gone. */
-function statusBytes(pid, field) {
-    let status;
+/** A "<field>: N kB" line of a /proc file (status, meminfo) in bytes, or null when absent. */
+function kbField(file, field) {
+    let text;
     try {
-        status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+        text = fs.readFileSync(file, "utf8");
     } catch (_) {
         return null;
     }
-    const match = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(status);
+    const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m").exec(text);
     return match ? Number(match[1]) * 1024 : null;
+}
+
+/** A size field of /proc/<pid>/status (e.g. VmRSS, VmHWM) in bytes, or null when it is gone. */
+function statusBytes(pid, field) {
+    return kbField(`/proc/${pid}/status`, field);
 }
 
 /** VmRSS of one process in bytes, or null when it is gone. */
@@ -100,4 +105,70 @@ function fileLimits() {
     return [read("-S"), read("-H")];
 }
 
-module.exports = { cpuSeconds, rssBytes, peakRssBytes, resetPeakRss, childPids, snapshot, fileLimits, clockTicks };
+/** Microseconds on the monotonic clock (CLOCK_MONOTONIC): comparable between processes of one machine. */
+function monotonicUs() {
+    return Number(process.hrtime.bigint() / 1000n);
+}
+
+/** How many file descriptors a process holds, or null when it is gone (or not ours to read). */
+function fdCount(pid) {
+    try {
+        return fs.readdirSync(`/proc/${pid}/fd`).length;
+    } catch (_) {
+        return null;
+    }
+}
+
+/**
+ * The kernel's TCP counters (/proc/net/snmp "Tcp:" and /proc/net/netstat "TcpExt:"), e.g.
+ * ListenOverflows, ListenDrops, AttemptFails: {name: value}. System-wide, since boot.
+ */
+function tcpCounters() {
+    const counters = {};
+    for (const file of ["/proc/net/snmp", "/proc/net/netstat"]) {
+        let lines;
+        try {
+            lines = fs.readFileSync(file, "utf8").split("\n");
+        } catch (_) {
+            continue;
+        }
+        // Each group is two lines: "Prefix: name name ..." then "Prefix: value value ...".
+        for (let i = 0; i + 1 < lines.length; i += 2) {
+            const names = lines[i].split(/\s+/);
+            const values = lines[i + 1].split(/\s+/);
+            if (!/^Tcp(Ext)?:$/.test(names[0])) continue;
+            names.slice(1).forEach((name, k) => { counters[name] = Number(values[k + 1]); });
+        }
+    }
+    return counters;
+}
+
+/** A /proc/sys value as text (trimmed, tabs as spaces), or null when absent. */
+function sysctl(name) {
+    try {
+        return fs.readFileSync(`/proc/sys/${name.replace(/\./g, "/")}`, "utf8").trim().replace(/\s+/g, " ");
+    } catch (_) {
+        return null;
+    }
+}
+
+/** A field of /proc/meminfo (e.g. Slab) in bytes, or null. */
+function meminfoBytes(field) {
+    return kbField("/proc/meminfo", field);
+}
+
+/** /proc/net/sockstat's TCP line: {inuse, orphan, tw, alloc, mem (pages)}. */
+function tcpSockstat() {
+    try {
+        const line = fs.readFileSync("/proc/net/sockstat", "utf8").split("\n").find((l) => l.startsWith("TCP:"));
+        const fields = line.split(/\s+/).slice(1);
+        const out = {};
+        for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]] = Number(fields[i + 1]);
+        return out;
+    } catch (_) {
+        return {};
+    }
+}
+
+module.exports = { cpuSeconds, rssBytes, peakRssBytes, resetPeakRss, childPids, snapshot, fileLimits, clockTicks,
+    monotonicUs, fdCount, tcpCounters, sysctl, tcpSockstat, meminfoBytes };

@@ -146,4 +146,4 @@ function notes(runs) {
         .map((run) => `! ${run.impl} repeat ${run.repeat} ${run.scenario}: ${run.problems.join("; ")}`);
 }
 
-module.exports = { median, stats, fmt, summarize, mainTable, largeTable, cpuTable, notes };
+module.exports = { median, stats, fmt, table, summarize, mainTable, largeTable, cpuTable, notes };

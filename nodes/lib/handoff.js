@@ -4,9 +4,14 @@
  * LIMITS.pendingConnectionMs, then handed over to the worker the bridge places it on: the socket
  * itself as a file descriptor on that worker's IPC channel (fd 3, docs/protocol.md), or, where
  * that cannot be (TLS, Windows, or pyWebsocketListenerHandoff false), its bytes through the relay
- * (relay.js).
+ * (relay.js). Node sends one handle per acknowledgement, so a socket may also wait in Node's queue
+ * for that channel (a burst, a busy worker): at most LIMITS.pendingConnectionMs there too.
  */
 "use strict";
+
+const net = require("net");
+
+const BYTES_WRITTEN = Object.getOwnPropertyDescriptor(net.Socket.prototype, "bytesWritten");
 
 class Handoff {
     /**
@@ -24,6 +29,7 @@ class Handoff {
     accept(id, sid, req, socket, head) {
         let bytes = head && head.length ? head : Buffer.alloc(0);
         const relayed = this._mustRelay(socket);
+        claim(socket);
         if (!relayed) {
             // Whatever Node already read goes with the request; then Node must stop reading the
             // fd, or it keeps reading (and dropping) bytes until the worker acknowledges the handle.
@@ -103,19 +109,41 @@ class Handoff {
         }
         const meta = { e: item.id, s: item.sid, r: item.request, h: item.head.toString("base64") };
         const failed = (err) => this.host.log.warn("websocket.log.handoff-failed", { error: err.message });
+        // Until Node has sent it (its send callback): Node never calls back for a handle still
+        // queued when the worker goes away.
+        const limit = this.host.limits.pendingConnectionMs;
+        const timer = setTimeout(() => {
+            item.socket.destroy();
+            failed(new Error(`not taken by the worker within ${limit / 1000} s`));
+        }, limit);
         // keepOpen, then close Node's copy of the fd ourselves once it is on its way: without
         // keepOpen Node books the socket as "detached" under the server's address key, which
         // collides for servers on port 0 and leaves server.close() waiting forever.
         try {
             worker.sendHandle(meta, item.socket, (err) => {
+                clearTimeout(timer);
                 item.socket.destroy();
                 if (err) failed(err);
             });
         } catch (err) {
+            clearTimeout(timer);
             failed(err);
             item.socket.destroy();
         }
     }
+}
+
+/**
+ * Takes an upgraded socket over from Node-RED's runtime, which destroys one that has had nothing
+ * written to it inboundWebSocketTimeout (5 s) after the upgrade ("nothing handled it"): one that
+ * waits longer for a worker here was hung up without a word (issue 13's benchmark lost 900 of
+ * 100,000 that way). From here on our own limits bound its wait; bytesWritten reads 1 until
+ * something is really written.
+ */
+function claim(socket) {
+    if (!BYTES_WRITTEN || typeof BYTES_WRITTEN.get !== "function") return;
+    Object.defineProperty(socket, "bytesWritten", { configurable: true, enumerable: false,
+        get() { return BYTES_WRITTEN.get.call(this) || 1; } });
 }
 
 /** Answers an upgrade request Node cannot pass on with 503 and closes its connection. */
