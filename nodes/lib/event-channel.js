@@ -19,7 +19,7 @@
 // Queued bytes from which a flush writes the frames one by one (corked) instead of joining them.
 const LARGE_WRITE_BYTES = 256 * 1024;
 
-const { encodePieces, FrameDecoder } = require("./protocol");
+const { encodeFrame, encodePieces, hasLargePayload, FrameDecoder } = require("./protocol");
 
 class EventChannel {
     /**
@@ -58,16 +58,21 @@ class EventChannel {
 
     /** Queues a frame, whatever waits (commands and the bytes of a socket already read). */
     send(frame) {
-        if (!this.closed) this.sendEncoded(encodePieces(frame));
+        if (this.closed) return;
+        // Most frames are one small Buffer: queued as it is, no pieces array per message.
+        if (hasLargePayload(frame)) this.sendEncoded(encodePieces(frame));
+        else this._queue(encodeFrame(frame));
     }
 
     /** Queues a frame already encoded (encodePieces): one broadcast, encoded once for every worker. */
     sendEncoded(pieces) {
         if (this.closed) return;
-        for (const bytes of pieces) {
-            this.queue.push(bytes);
-            this.queuedBytes += bytes.length;
-        }
+        for (const bytes of pieces) this._queue(bytes);
+    }
+
+    _queue(bytes) {
+        this.queue.push(bytes);
+        this.queuedBytes += bytes.length;
         if (!this.flushScheduled && !this.blocked) {
             this.flushScheduled = true;
             setImmediate(() => this._flush());

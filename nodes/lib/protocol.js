@@ -39,8 +39,8 @@ function encodeFrame(frame) {
  * it is, later: like `ws`, a flow must not change a Buffer it has sent.
  */
 function encodePieces(frame) {
+    if (!hasLargePayload(frame)) return [encodeFrame(frame)];
     const data = frame[frame.length - 1];
-    if (!Buffer.isBuffer(data) || data.length < PIECE_BYTES) return [encodeFrame(frame)];
     const withEmpty = frame.slice();
     withEmpty[withEmpty.length - 1] = EMPTY;
     const short = encodeFrame(withEmpty); // ends with the empty bin: 0xc4 0x00
@@ -51,6 +51,12 @@ function encodePieces(frame) {
     head.writeUIntBE(data.length, short.length - 1, lengthBytes);
     head.writeUInt32BE(head.length - HEADER_BYTES + data.length, 0);
     return [head, data];
+}
+
+/** Whether encodePieces(frame) writes the last field as its own piece (else encodeFrame will do). */
+function hasLargePayload(frame) {
+    const data = frame[frame.length - 1];
+    return Buffer.isBuffer(data) && data.length >= PIECE_BYTES;
 }
 
 class FrameError extends Error {}
@@ -155,4 +161,4 @@ function asBuffer(u8) {
     return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 
-module.exports = { PROTOCOL_VERSION, encodeFrame, encodePieces, FrameDecoder, FrameError, asBuffer, decodeMessage, encodeSend };
+module.exports = { PROTOCOL_VERSION, encodeFrame, encodePieces, hasLargePayload, FrameDecoder, FrameError, asBuffer, decodeMessage, encodeSend };
